@@ -1,0 +1,104 @@
+"""The application factory and entry point.
+
+    flask --app app db upgrade      # migrate the database
+    gunicorn -c gunicorn.conf.py    # serve it (what `make run` does)
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from masking.clock import utcnow
+from masking.db import configure_engine, engine_options, normalise_database_url
+from masking.settings import MaskingSettings
+from masking.web.extensions import db, migrate
+
+# Settings read from the environment (defaults in masking/settings.py and below).
+ENV_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "LOG_LEVEL", "API_ERROR_DETAIL", "API_MAX_BODY_BYTES",
+                "DEFAULT_REGION", "TIMEZONE", "DEFAULT_EXPIRY_MINUTES", "MAX_EXPIRY_MINUTES",
+                "COOLOFF_SECONDS", "GEO_MATCH", "SSID_TTL_SECONDS")
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(
+        DATABASE_URL=f"sqlite:///{Path(app.instance_path) / 'masking.db'}",
+        LOG_LEVEL="INFO",
+        API_ERROR_DETAIL="true",
+        API_MAX_BODY_BYTES=65536,
+    )
+    app.config.update({key: os.environ[key] for key in ENV_SETTINGS if os.environ.get(key)})
+    if test_config:
+        app.config.update(test_config)
+
+    app.config.setdefault("SECRET_KEY", None)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path) / "secret_key")
+    app.config["API_ERROR_DETAIL"] = str(app.config["API_ERROR_DETAIL"]).lower() not in ("0", "false", "no", "off")
+    app.config["API_MAX_BODY_BYTES"] = int(app.config["API_MAX_BODY_BYTES"])
+    app.extensions["masking_settings"] = MaskingSettings.from_mapping(app.config)
+    app.extensions["masking_clock"] = app.config.get("CLOCK") or utcnow  # tests pass a controllable clock
+
+    url = normalise_database_url(app.config["DATABASE_URL"])
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    # hide_parameters: database errors in logs never carry the phone numbers bound to a query.
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**engine_options(url), "hide_parameters": True}
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
+    with app.app_context():
+        configure_engine(db.engine)
+
+    logging.getLogger("masking").setLevel(app.config["LOG_LEVEL"])
+    app.wsgi_app = CaseInsensitiveApiPrefix(app.wsgi_app)
+
+    from masking.web import api, cli, health
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    cli.register(app)
+    return app
+
+
+class CaseInsensitiveApiPrefix:
+    """'/API/V2/...' reaches the same routes as '/api/v2/...' (the endpoint part is matched
+    case-insensitively by the API's dispatch table)."""
+
+    PREFIX = "/api/v2/"
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path[: len(self.PREFIX)].lower() == self.PREFIX and not path.startswith(self.PREFIX):
+            environ["PATH_INFO"] = self.PREFIX + path[len(self.PREFIX):]
+        return self.wsgi_app(environ, start_response)
+
+
+def _instance_secret(path: Path) -> str:
+    """A secret kept in the instance folder, so sessions survive restarts on a laptop.
+
+    Production sets SECRET_KEY; this is the zero-configuration default of `make run`.
+    """
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    # Write aside, then link into place: two workers starting at once agree on one secret.
+    secret = secrets.token_hex(32)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        secret = path.read_text().strip()
+    finally:
+        temporary.unlink()
+    return secret

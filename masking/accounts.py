@@ -1,0 +1,133 @@
+"""API accounts, their tokens and the ssids of Auth/login. No Flask.
+
+Tokens and ssids are random and shown once; only their SHA-256 is stored (they carry
+256 bits of entropy, so a slow password hash would buy nothing but latency).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from .errors import INVALID_PARAMETERS, INVALID_TOKEN, PERMISSION_DENIED, MaskingError
+from .models import ApiAccount, ApiSession
+
+TOKEN_PREFIX = "mtk_"
+SSID_PREFIX = "mss_"
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    account: ApiAccount
+    token: str  # the only time the token exists in clear
+
+
+def create_account(session: Session, name: str, now: datetime, *, can_write: bool = True) -> NewAccount:
+    name = (name or "").strip()
+    if not name or len(name) > 120:
+        raise ValueError("the account name must be 1 to 120 characters")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    account = ApiAccount(
+        user_id="u" + secrets.token_hex(8),
+        name=name,
+        token_hash=_digest(token),
+        can_write=can_write,
+        created_at=now,
+    )
+    session.add(account)
+    session.flush()
+    return NewAccount(account, token)
+
+
+def revoke_account(session: Session, user_id: str, now: datetime) -> ApiAccount:
+    account = session.scalar(select(ApiAccount).where(ApiAccount.user_id == user_id))
+    if account is None:
+        raise LookupError(f"no API account with userId {user_id!r}")
+    if account.revoked_at is None:
+        account.revoked_at = now
+        session.execute(
+            update(ApiSession)
+            .where(ApiSession.account_id == account.id, ApiSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    return account
+
+
+def _text(body: dict, field: str) -> str | None:
+    value = body.get(field)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise MaskingError(INVALID_PARAMETERS, f"{field} must be a string")
+    return str(value)
+
+
+def check_token(session: Session, user_id: str, token: str) -> ApiAccount:
+    account = session.scalar(select(ApiAccount).where(ApiAccount.user_id == user_id))
+    if account is None or not hmac.compare_digest(account.token_hash, _digest(token)):
+        raise MaskingError(INVALID_TOKEN, "userId and token do not match an account")
+    if not account.is_active:
+        raise MaskingError(INVALID_TOKEN, "this account's credentials were revoked")
+    return account
+
+
+def authenticate(session: Session, body: dict, now: datetime, *, write: bool) -> ApiAccount:
+    """The account behind the body's credentials: ``ssid``, or ``userId`` with ``token``.
+
+    1000 when they are missing or mixed, 1014 when wrong, expired or revoked, 1015 when the
+    account may not write and ``write`` is asked.
+    """
+    ssid, user_id, token = _text(body, "ssid"), _text(body, "userId"), _text(body, "token")
+    if ssid and (user_id or token):
+        raise MaskingError(INVALID_PARAMETERS, "send either ssid, or userId with token, not both")
+    if ssid:
+        row = session.get(ApiSession, _digest(ssid))
+        if row is None or row.revoked_at is not None:
+            raise MaskingError(INVALID_TOKEN, "ssid is not valid")
+        if row.expires_at <= now:
+            raise MaskingError(INVALID_TOKEN, "ssid has expired; log in again")
+        account = row.account
+        if not account.is_active:
+            raise MaskingError(INVALID_TOKEN, "this account's credentials were revoked")
+    elif user_id and token:
+        account = check_token(session, user_id, token)
+    elif user_id or token:
+        missing = "token" if user_id else "userId"
+        raise MaskingError(INVALID_PARAMETERS, f"{missing} is required with {'userId' if user_id else 'token'}")
+    else:
+        raise MaskingError(INVALID_PARAMETERS, "credentials are required: ssid, or userId with token")
+    if write and not account.can_write:
+        raise MaskingError(PERMISSION_DENIED, "this account may read maskings but not change them")
+    return account
+
+
+def open_session(session: Session, account: ApiAccount, now: datetime, ttl_seconds: int) -> tuple[str, ApiSession]:
+    """A new ssid for ``account``; returns (ssid in clear, its row)."""
+    ssid = SSID_PREFIX + secrets.token_urlsafe(32)
+    row = ApiSession(
+        ssid_hash=_digest(ssid),
+        account_id=account.id,
+        created_at=now,
+        expires_at=now.replace(microsecond=0) + timedelta(seconds=ttl_seconds),
+    )
+    session.add(row)
+    session.flush()
+    return ssid, row
+
+
+def close_session(session: Session, ssid: str, now: datetime) -> bool:
+    """Revoke an ssid. True if it was live."""
+    row = session.get(ApiSession, _digest(ssid))
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        return False
+    row.revoked_at = now
+    return True

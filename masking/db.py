@@ -1,0 +1,103 @@
+"""Engine set-up shared by the app, the CLI, the tests and the benchmarks.
+
+SQLite is the embedded default, PostgreSQL the scale-out store. Both hold the masking
+invariants through unique indexes; SQLite additionally serialises every allocation with
+``BEGIN IMMEDIATE`` because its driver would otherwise delay the write lock until the
+first INSERT, after our reads (see SQLAlchemy's pysqlite notes on transactions).
+"""
+from __future__ import annotations
+
+import contextlib
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Session
+
+# Constraint names are fixed so Alembic migrations and error mapping can rely on them.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution option read by the "begin" hook below: the transaction's SQLite BEGIN mode.
+SQLITE_BEGIN = "sqlite_begin"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URL forms operators paste and pick our drivers.
+
+    ``postgres://`` and ``postgresql://`` (libpq style) both mean psycopg 3 here.
+    """
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def is_sqlite(url_or_engine) -> bool:
+    url = url_or_engine.url if isinstance(url_or_engine, Engine) else make_url(str(url_or_engine))
+    return url.get_backend_name() == "sqlite"
+
+
+def engine_options(url: str) -> dict:
+    """Keyword arguments for ``create_engine`` suited to the backend."""
+    if is_sqlite(url):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20, "pool_recycle": 1800}
+
+
+def configure_engine(engine: Engine) -> None:
+    """Install the SQLite pragmas and BEGIN handling. Idempotent; no-op on PostgreSQL."""
+    if not is_sqlite(engine) or getattr(engine, "_masking_configured", False):
+        return
+    engine._masking_configured = True
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let us issue BEGIN ourselves (the driver's implicit BEGIN is deferred and late).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if engine.url.database and engine.url.database != ":memory:":
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def begin_write(session: Session) -> None:
+    """Start a transaction that will write, taking SQLite's write lock up front.
+
+    Ends whatever read transaction the session had open, so the reads that decide
+    a write happen under the lock. On PostgreSQL this is a plain BEGIN; there the
+    unique indexes and row locks keep concurrent writers honest.
+    """
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+
+
+@contextlib.contextmanager
+def write_transaction(session: Session):
+    """``with write_transaction(session): ...`` commits on success, rolls back on any error."""
+    begin_write(session)
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise

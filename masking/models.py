@@ -1,0 +1,179 @@
+"""The tables. Plain SQLAlchemy 2 declarative models, no Flask.
+
+Two small "lease" tables carry the invariants so that the database itself enforces them:
+
+* ``routes``: one row per (masking number, party) of a live or cooling-off masking.
+  Its unique index is invariant (R): a caller dialling a masking number reaches
+  exactly one other party. It also answers the switch's routing question in one
+  indexed lookup.
+* ``active_pairs``: one row per unordered pair {m1, m2} with a live masking.
+  Its primary key is invariant (P).
+
+Rows whose time has passed are dead but may linger until the next allocation for the
+same party or pair removes them; every reader compares with ``now``, so expiry is exact
+without a background job.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .db import Base
+
+E164 = String(16)  # '+' and at most 15 digits
+NEVER_ALLOCATED = datetime(1970, 1, 1)
+
+
+class PoolStatus:
+    ACTIVE = "active"
+    RESERVED = "reserved"
+    RETIRED = "retired"
+    ALL = (ACTIVE, RESERVED, RETIRED)
+
+
+class MaskingStatus:
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    ENDED = "ended"
+    ALL = (ACTIVE, EXPIRED, ENDED)
+
+
+class ApiAccount(Base):
+    """An integrator's credentials for the API (the vendor's userId + token)."""
+
+    __tablename__ = "api_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    can_write: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class ApiSession(Base):
+    """An ``ssid`` handed out by Auth/login. Only its hash is stored."""
+
+    __tablename__ = "api_sessions"
+
+    ssid_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("api_accounts.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    account: Mapped[ApiAccount] = relationship()
+
+
+class PoolNumber(Base):
+    """A masking number rented from a carrier."""
+
+    __tablename__ = "pool_numbers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(E164, unique=True)
+    country: Mapped[str] = mapped_column(String(2))  # ISO 3166 region code, e.g. IN
+    status: Mapped[str] = mapped_column(String(10), default=PoolStatus.ACTIVE)
+    # Load spreading: allocation takes the least recently given eligible number.
+    # New numbers start at NEVER_ALLOCATED so they are used first.
+    last_allocated_at: Mapped[datetime] = mapped_column(DateTime)
+    allocation_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'reserved', 'retired')", name="status"),
+        Index("ix_pool_numbers_pick", "status", "country", "last_allocated_at", "id"),
+        Index("ix_pool_numbers_pick_any", "status", "last_allocated_at", "id"),
+    )
+
+
+class Masking(Base):
+    """One masking: m1 and m2 joined behind ``mask_number`` until ``expires_at``.
+
+    Its status is derived from the instants, never stored, so it cannot go stale:
+    ended if ``ended_at`` is set, else expired once ``expires_at`` has passed, else active.
+    """
+
+    __tablename__ = "maskings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("api_accounts.id"))
+    pool_number_id: Mapped[int] = mapped_column(ForeignKey("pool_numbers.id"))
+    mask_number: Mapped[str] = mapped_column(E164)
+    m1: Mapped[str] = mapped_column(E164)
+    m2: Mapped[str] = mapped_column(E164)
+    event_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("m1 <> m2", name="distinct_parties"),
+        Index("ix_maskings_account_id", "account_id", "id"),
+        Index("ix_maskings_m1", "m1"),
+        Index("ix_maskings_m2", "m2"),
+        Index("ix_maskings_mask_number", "mask_number"),
+        Index("ix_maskings_event_id", "event_id"),
+        Index("ix_maskings_created_at", "created_at"),
+    )
+
+    def status_at(self, now: datetime) -> str:
+        if self.ended_at is not None:
+            return MaskingStatus.ENDED
+        if self.expires_at <= now:
+            return MaskingStatus.EXPIRED
+        return MaskingStatus.ACTIVE
+
+
+class Route(Base):
+    """(masking number, party) -> the other party, while a masking holds it.
+
+    ``route_until``: calls are connected before this instant (the masking's expiry or end).
+    ``hold_until``: the pair is not given out again before this instant (route_until + cool-off).
+    """
+
+    __tablename__ = "routes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mask_number: Mapped[str] = mapped_column(E164)
+    party: Mapped[str] = mapped_column(E164)
+    other_party: Mapped[str] = mapped_column(E164)
+    masking_id: Mapped[int] = mapped_column(ForeignKey("maskings.id", ondelete="CASCADE"), index=True)
+    route_until: Mapped[datetime] = mapped_column(DateTime)
+    hold_until: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (
+        # Invariant (R), and the routing lookup.
+        UniqueConstraint("mask_number", "party", name="uq_routes_mask_number_party"),
+        # Allocation: "which numbers does this party hold?"
+        Index("ix_routes_party", "party", "mask_number"),
+    )
+
+
+class ActivePair(Base):
+    """The unordered pair of a live masking, lower number first. Invariant (P)."""
+
+    __tablename__ = "active_pairs"
+
+    party_low: Mapped[str] = mapped_column(E164, primary_key=True)
+    party_high: Mapped[str] = mapped_column(E164, primary_key=True)
+    masking_id: Mapped[int] = mapped_column(ForeignKey("maskings.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (CheckConstraint("party_low < party_high", name="ordered"),)

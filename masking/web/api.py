@@ -1,0 +1,244 @@
+"""The HTTP face of the masking rules: the vendor's Masking API v2 and our additions.
+
+Thin: read the body, authenticate, call ``masking.service``, answer in the vendor's envelope.
+Every path under /api/v2/ is matched case-insensitively through one dispatch table.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, Response, current_app, g, request
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from masking import accounts, errors, service
+from masking.clock import iso_utc
+from masking.errors import MaskingError
+from masking.phone import redact
+from masking.web.extensions import db, now as utcnow, settings
+
+bp = Blueprint("api", __name__, url_prefix="/api/v2")
+log = logging.getLogger("masking.api")
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET, OPTIONS, PATCH, DELETE",
+    "Access-Control-Allow-Headers": "X-Requested-With, content-type",
+    "Access-Control-Allow-Credentials": "true",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+}
+
+
+# ---------------------------------------------------------------- envelope
+
+def envelope(payload: dict, status: int = 200) -> Response:
+    """Compact JSON, keys in the order given (the vendor's clients compare bytes)."""
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    response = Response(body, status=status, content_type="application/json; charset=utf-8")
+    response.headers.update(CORS_HEADERS)
+    response.headers["Vary"] = "Origin"
+    response.add_etag()
+    return response
+
+
+def success(message: str, data) -> Response:
+    g.api_code = 0
+    return envelope({"status": "success", "message": message, "data": data})
+
+
+def failure(error: MaskingError) -> Response:
+    g.api_code = error.code
+    payload = {"status": "error", "message": error.message, "code": error.code}
+    if current_app.config["API_ERROR_DETAIL"]:
+        if error.detail:
+            payload["detail"] = error.detail
+        if error.data:
+            payload["data"] = error.data
+    return envelope(payload, error.http_status)
+
+
+# ---------------------------------------------------------------- reading the body
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_body() -> dict:
+    """The request body as a dict, whatever the Content-Type says.
+
+    JSON first (the vendor's examples send JSON as text/plain or unlabelled); a body that
+    is not JSON is tried as a urlencoded form; multipart forms are read as forms. Anything
+    else, empty or not an object: 1047.
+    """
+    limit = current_app.config["API_MAX_BODY_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        raise MaskingError(errors.TOO_LARGE, f"the body must be at most {limit} bytes")
+    if request.mimetype == "multipart/form-data":
+        return _non_empty(request.form.to_dict())
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise MaskingError(errors.TOO_LARGE, f"the body must be at most {limit} bytes")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise MaskingError(errors.INVALID_REQUEST_DATA, "the body is not UTF-8 text") from None
+    if not text.strip():
+        raise MaskingError(errors.INVALID_REQUEST_DATA, "the request body is empty")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise MaskingError(errors.INVALID_REQUEST_DATA, "the JSON body is nested too deeply") from None
+    except ValueError:
+        value = _form(text)
+    if not isinstance(value, dict):
+        raise MaskingError(errors.INVALID_REQUEST_DATA, "the body must be a JSON object")
+    return _non_empty(value)
+
+
+def _form(text: str) -> dict:
+    try:
+        pairs = parse_qsl(text.strip(), keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise MaskingError(errors.INVALID_REQUEST_DATA, "the body is neither JSON nor a urlencoded form") from None
+    return dict(pairs)
+
+
+def _non_empty(value: dict) -> dict:
+    if not value:
+        raise MaskingError(errors.INVALID_REQUEST_DATA, "the body must not be empty")
+    return value
+
+
+# ---------------------------------------------------------------- endpoints
+
+def _authenticated(body: dict, *, write: bool):
+    account = accounts.authenticate(db.session(), body, utcnow(), write=write)
+    g.api_account = account.user_id
+    return account
+
+
+def masking_set(body: dict) -> Response:
+    account = _authenticated(body, write=True)
+    now = utcnow()
+    req = service.read_set_request(body, now, settings())
+    g.api_numbers = (req.m1, req.m2)
+    masking = service.create_masking(db.session(), account, req, now, settings())
+    g.api_mask = masking.mask_number
+    return success("Masking set successfully", service.masking_view(masking, now))
+
+
+def masking_unset(body: dict) -> Response:
+    account = _authenticated(body, write=True)
+    now = utcnow()
+    action, maskings = service.update_maskings(db.session(), account, body, now, settings())
+    message = "Masking ended" if action == "ended" else "Masking expiry updated"
+    views = [service.masking_view(m, now) for m in maskings]
+    return success(message, {"action": action, "count": len(views), "maskings": views})
+
+
+def masking_get(body: dict) -> Response:
+    account = _authenticated(body, write=False)
+    masking = service.get_masking(db.session(), account, body.get("id"))
+    return success("Masking found", service.masking_view(masking, utcnow()))
+
+
+def masking_list(body: dict) -> Response:
+    account = _authenticated(body, write=False)
+    now = utcnow()
+    page, next_cursor = service.list_maskings(db.session(), account, body, now, settings())
+    return success("Maskings listed", {
+        "maskings": [service.masking_view(m, now) for m in page],
+        "next_cursor": str(next_cursor) if next_cursor else None,
+    })
+
+
+def auth_login(body: dict) -> Response:
+    user_id, token = body.get("userId"), body.get("token")
+    if body.get("ssid") not in (None, ""):
+        raise MaskingError(errors.INVALID_PARAMETERS, "log in with userId and token, not ssid")
+    if not isinstance(user_id, str) or not isinstance(token, str) or not user_id or not token:
+        raise MaskingError(errors.INVALID_PARAMETERS, "userId and token are required strings")
+    now = utcnow()
+    account = accounts.check_token(db.session(), user_id, token)
+    g.api_account = account.user_id
+    ssid, row = accounts.open_session(db.session(), account, now, settings().ssid_ttl_seconds)
+    db.session.commit()
+    return success("Logged in", {"ssid": ssid, "expires_at": iso_utc(row.expires_at)})
+
+
+def auth_logout(body: dict) -> Response:
+    ssid = body.get("ssid")
+    if not isinstance(ssid, str) or not ssid:
+        raise MaskingError(errors.INVALID_PARAMETERS, "ssid is required")
+    _authenticated(body, write=False)
+    accounts.close_session(db.session(), ssid, utcnow())
+    db.session.commit()
+    return success("Logged out", {"ssid_revoked": True})
+
+
+# Lower-case path below /api/v2/ -> handler. The OpenAPI document lists the same set.
+ENDPOINTS = {
+    "masking/set": masking_set,
+    "masking/unset": masking_unset,
+    "masking/get": masking_get,
+    "masking/list": masking_list,
+    "auth/login": auth_login,
+    "auth/logout": auth_logout,
+}
+
+
+@bp.route("/openapi.json", methods=["GET"])
+def openapi():
+    from masking.web.openapi import document
+
+    response = Response(json.dumps(document(), indent=2), content_type="application/json")
+    response.headers.update(CORS_HEADERS)
+    return response
+
+
+@bp.route("/<path:endpoint>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
+def dispatch(endpoint: str):
+    g.api_started = time.perf_counter()
+    g.api_endpoint = endpoint.strip("/").lower()
+    handler = ENDPOINTS.get(g.api_endpoint)
+    try:
+        if handler is None:
+            raise MaskingError(errors.UNKNOWN_ENDPOINT, f"no endpoint /api/v2/{endpoint[:60]}")
+        if request.method == "OPTIONS":  # CORS preflight
+            g.api_code = 0
+            response = Response(status=204)
+            response.headers.update(CORS_HEADERS)
+            return response
+        if request.method != "POST":
+            raise MaskingError(errors.METHOD_NOT_ALLOWED, f"use POST, not {request.method}")
+        return handler(read_body())
+    except MaskingError as exc:
+        db.session.rollback()
+        return failure(exc)
+    except OperationalError as exc:
+        db.session.rollback()
+        log.error("database unavailable on %s: %s", g.api_endpoint, exc.__class__.__name__)
+        return failure(MaskingError(errors.DB_UNAVAILABLE, "the database is not reachable; try again shortly"))
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.exception("database error on %s", g.api_endpoint)
+        return failure(MaskingError(errors.SERVER_ERROR))
+    except Exception:
+        db.session.rollback()
+        log.exception("unexpected error on %s", g.api_endpoint)
+        return failure(MaskingError(errors.SERVER_ERROR))
+
+
+@bp.after_request
+def log_call(response: Response) -> Response:
+    """One line per API call; phone numbers partly hidden."""
+    if hasattr(g, "api_endpoint"):
+        numbers = " ".join(redact(n) for n in getattr(g, "api_numbers", ()))
+        log.info(
+            "api call account=%s endpoint=%s code=%s http=%s ms=%.1f numbers=[%s] mask=%s",
+            getattr(g, "api_account", "-"), g.api_endpoint, getattr(g, "api_code", "-"), response.status_code,
+            (time.perf_counter() - g.api_started) * 1000, numbers, redact(getattr(g, "api_mask", None)) or "-",
+        )
+    return response

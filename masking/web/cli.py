@@ -1,0 +1,161 @@
+"""Operator commands: ``flask --app app pool ...``, ``api-user ...``, ``sweep``.
+
+Bad arguments end with a one-line error and exit status 1 (2 for usage), never a traceback.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from masking import accounts, pool, service
+from masking.clock import iso_utc
+from masking.web.extensions import db, now as utcnow, settings
+
+pool_cli = AppGroup("pool", help="Manage the pool of masking numbers.")
+api_user_cli = AppGroup("api-user", help="Manage API accounts (userId and token).")
+
+
+def _print_report(report: pool.ImportReport, what: str) -> None:
+    click.echo(f"{what}: {len(report.added)} added, {len(report.already_present)} already in the pool, "
+               f"{len(report.rejected)} rejected")
+    for line, reason in report.rejected:
+        click.echo(f"  line {line}: {reason}", err=True)
+
+
+@pool_cli.command("add")
+@click.argument("numbers", nargs=-1, required=True)
+@click.option("--status", type=click.Choice(["active", "reserved"]), default="active", show_default=True)
+def pool_add(numbers, status):
+    """Add NUMBERS to the pool (any notation; national numbers use DEFAULT_REGION)."""
+    report = pool.add_numbers(db.session(), numbers, utcnow(), settings().default_region, status)
+    db.session.commit()
+    _print_report(report, "numbers")
+    if report.rejected:
+        raise SystemExit(1)
+
+
+@pool_cli.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def pool_import(csv_file: Path):
+    """Import a CSV file: one number per line, optional second column status.
+
+    Bad lines are reported by line number; good lines are kept; numbers already in
+    the pool are left as they are, so importing the same file twice adds nothing.
+    """
+    try:
+        report = pool.import_csv(db.session(), csv_file.read_bytes(), utcnow(), settings().default_region)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    _print_report(report, str(csv_file))
+    if report.rejected:
+        raise SystemExit(1)
+
+
+@pool_cli.command("list")
+@click.option("--status", type=click.Choice(["active", "reserved", "retired"]))
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+def pool_list(status, as_json):
+    """List pool numbers with their status and current use."""
+    rows = pool.list_numbers(db.session(), utcnow(), status)
+    if as_json:
+        click.echo(json.dumps([
+            {"number": r.number.number, "country": r.number.country, "status": r.number.status,
+             "active_maskings": r.active_maskings, "allocations": r.number.allocation_count} for r in rows
+        ]))
+        return
+    click.echo(f"{'number':<17} {'country':<7} {'status':<9} {'active':>6} {'allocations':>11}")
+    for r in rows:
+        click.echo(f"{r.number.number:<17} {r.number.country:<7} {r.number.status:<9} "
+                   f"{r.active_maskings:>6} {r.number.allocation_count:>11}")
+    click.echo(f"{len(rows)} numbers")
+
+
+def _set_status(number: str, status: str) -> None:
+    try:
+        row = pool.set_status(db.session(), number, status, settings().default_region)
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from None
+    db.session.commit()
+    click.echo(f"{row.number} is now {row.status}")
+
+
+@pool_cli.command("reserve")
+@click.argument("number")
+def pool_reserve(number):
+    """Keep NUMBER out of automatic allocation (its live maskings run on)."""
+    _set_status(number, "reserved")
+
+
+@pool_cli.command("retire")
+@click.argument("number")
+def pool_retire(number):
+    """Retire NUMBER: never given out again (its live maskings run on)."""
+    _set_status(number, "retired")
+
+
+@pool_cli.command("activate")
+@click.argument("number")
+def pool_activate(number):
+    """Return a reserved or retired NUMBER to automatic allocation."""
+    _set_status(number, "active")
+
+
+@api_user_cli.command("create")
+@click.argument("name")
+@click.option("--read-only", is_flag=True, help="May get and list maskings, not set or unset them.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"userId": ..., "token": ...} only.')
+def api_user_create(name, read_only, as_json):
+    """Create an API account NAME and print its userId and token (shown only now)."""
+    try:
+        created = accounts.create_account(db.session(), name, utcnow(), can_write=not read_only)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    if as_json:
+        click.echo(json.dumps({"userId": created.account.user_id, "token": created.token}))
+        return
+    click.echo(f"userId: {created.account.user_id}")
+    click.echo(f"token:  {created.token}")
+    click.echo("Keep the token now: only its hash is stored, it cannot be shown again.", err=True)
+
+
+@api_user_cli.command("revoke")
+@click.argument("user_id")
+def api_user_revoke(user_id):
+    """Revoke USER_ID's token and every ssid it opened."""
+    try:
+        account = accounts.revoke_account(db.session(), user_id, utcnow())
+    except LookupError as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from None
+    db.session.commit()
+    click.echo(f"{account.user_id} ({account.name}) revoked at {iso_utc(account.revoked_at)}")
+
+
+@api_user_cli.command("list")
+def api_user_list():
+    """List API accounts (never their tokens)."""
+    from sqlalchemy import select
+
+    from masking.models import ApiAccount
+
+    for account in db.session.scalars(select(ApiAccount).order_by(ApiAccount.id)):
+        state = "revoked" if account.revoked_at else ("read-write" if account.can_write else "read-only")
+        click.echo(f"{account.user_id}  {state:<10}  {account.name}")
+
+
+@click.command("sweep")
+def sweep_command():
+    """Delete leases whose time has passed (housekeeping; expiry never waits for it)."""
+    removed = service.sweep(db.session(), utcnow())
+    click.echo(f"removed {removed['routes']} routes and {removed['pairs']} pairs")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(pool_cli)
+    app.cli.add_command(api_user_cli)
+    app.cli.add_command(sweep_command)

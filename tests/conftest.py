@@ -1,0 +1,165 @@
+"""Fixtures shared by the whole suite.
+
+Every test that takes ``app`` (or anything built on it) runs on SQLite, and again on
+PostgreSQL when TEST_DATABASE_URL is set (CI sets it; there it must never be skipped).
+Each test gets an empty, migrated database: SQLite copies a migrated template file;
+PostgreSQL migrates one database per test worker once and truncates it between tests.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from masking.clock import utcnow
+from masking.db import normalise_database_url
+from masking.web.extensions import db
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
+
+if os.environ.get("CI") == "true" and not TEST_DATABASE_URL:
+    raise pytest.UsageError("CI must set TEST_DATABASE_URL: the PostgreSQL tests may not be skipped")
+
+
+class FrozenClock:
+    """A clock tests move by hand: ``clock.advance(seconds=61)``."""
+
+    def __init__(self, start: datetime | None = None):
+        self.current = start or utcnow()
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta) -> datetime:
+        self.current += timedelta(**delta)
+        return self.current
+
+    def set(self, moment: datetime) -> None:
+        self.current = moment
+
+
+def _migrate(url: str) -> None:
+    app = create_app({"DATABASE_URL": url, "TESTING": True})
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    _migrate(f"sqlite:///{path}")
+    return str(path)
+
+
+def _worker_suffix() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def postgresql_database() -> str:
+    """A migrated database of this test worker's own, on TEST_DATABASE_URL's server."""
+    admin_url = make_url(normalise_database_url(TEST_DATABASE_URL))
+    name = f"masking_test_{_worker_suffix()}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    _migrate(url)
+    return url
+
+
+def _truncate_postgresql(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = [row[0] for row in conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"))]
+        if tables:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path) -> str:
+    """An empty, migrated database for one test."""
+    if request.param == "sqlite":
+        path = tmp_path / "masking.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgresql_database")
+    _truncate_postgresql(url)
+    return url
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def app(database_url, clock, tmp_path):
+    application = create_app({
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret",
+        "CLOCK": clock,
+        "COOLOFF_SECONDS": 300,
+    })
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def make_account(app, name: str = "integrator", can_write: bool = True) -> dict:
+    """A fresh API account: {"userId": ..., "token": ...}."""
+    from masking import accounts
+
+    with app.app_context():
+        created = accounts.create_account(db.session(), name, utcnow(), can_write=can_write)
+        db.session.commit()
+        return {"userId": created.account.user_id, "token": created.token}
+
+
+def add_pool(app, *numbers: str) -> None:
+    from masking import pool
+
+    with app.app_context():
+        report = pool.add_numbers(db.session(), numbers, utcnow(), "IN")
+        db.session.commit()
+        assert not report.rejected, report.rejected
+
+
+# A few valid Indian numbers for tests: mobiles for parties, Bengaluru landlines for the pool.
+PARTIES = [f"+9198765432{i:02d}" for i in range(100)]
+POOL = [f"+9180412345{i:02d}" for i in range(100)]
+
+
+@pytest.fixture
+def account(app) -> dict:
+    return make_account(app)
+
+
+@pytest.fixture
+def pool_of_three(app) -> list[str]:
+    add_pool(app, *POOL[:3])
+    return POOL[:3]
