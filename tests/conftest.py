@@ -163,3 +163,64 @@ def account(app) -> dict:
 def pool_of_three(app) -> list[str]:
     add_pool(app, *POOL[:3])
     return POOL[:3]
+
+
+# ---------------------------------------------------------------- a real server, as `make run` serves it
+
+class LiveServer:
+    """gunicorn with gunicorn.conf.py in a subprocess, on a free port, over ``database_url``."""
+
+    def __init__(self, database_url: str, extra_env: dict | None = None):
+        import socket
+        import subprocess
+        import sys
+        import time
+        from pathlib import Path
+
+        import requests
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        root = Path(__file__).resolve().parent.parent
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "DATABASE_URL": database_url,
+               "SECRET_KEY": "live-test-secret", "WEB_CONCURRENCY": "2", "LOG_LEVEL": "WARNING",
+               **(extra_env or {})}
+        self.log_file = open(os.devnull, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
+            cwd=root, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("gunicorn did not become healthy within 30 s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except Exception:
+                self.process.kill()
+                self.process.wait()
+        self.log_file.close()
+
+
+@pytest.fixture
+def live_server(app, database_url):
+    """The app served by gunicorn (as `make run` serves it) over this test's database.
+
+    Depends on ``app`` so tests can seed the same database through app fixtures first.
+    """
+    server = LiveServer(database_url)
+    yield server
+    server.stop()
