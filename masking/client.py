@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 import requests
+from urllib3.exceptions import ReadTimeoutError
 
 DEFAULT_TIMEOUT = (3.05, 10)  # seconds: (connect, read)
 
@@ -39,6 +40,12 @@ class MaskingAPIError(MaskingClientError):
         self.http_status = http_status
 
 
+def _timed_out(exc: requests.RequestException) -> bool:
+    """A timeout, including one while reading the body: requests reports that one as a
+    ConnectionError wrapping urllib3's ReadTimeoutError."""
+    return isinstance(exc, requests.Timeout) or any(isinstance(arg, ReadTimeoutError) for arg in exc.args)
+
+
 class MaskingClient:
     def __init__(self, base_url: str, *, user_id: str | None = None, token: str | None = None,
                  ssid: str | None = None, timeout=DEFAULT_TIMEOUT, session: requests.Session | None = None):
@@ -48,6 +55,16 @@ class MaskingClient:
         self.credentials = {"ssid": ssid} if ssid else {"userId": user_id, "token": token}
         self.timeout = timeout
         self.http = session or requests.Session()
+
+    def close(self) -> None:
+        """Close the HTTP session's pooled connections."""
+        self.http.close()
+
+    def __enter__(self) -> "MaskingClient":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     # -- the vendor's calls
 
@@ -87,9 +104,9 @@ class MaskingClient:
         try:
             response = self.http.post(url, data=json.dumps(body), timeout=self.timeout,
                                       headers={"Content-Type": "application/json"})
-        except requests.Timeout as exc:
-            raise MaskingUnavailable(f"the masking service did not answer in time ({url})") from exc
         except requests.RequestException as exc:
+            if _timed_out(exc):
+                raise MaskingUnavailable(f"the masking service did not answer in time ({url})") from exc
             raise MaskingUnavailable(f"the masking service cannot be reached ({url})") from exc
         try:
             payload = response.json()

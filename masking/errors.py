@@ -37,9 +37,9 @@ _CODES = [
     ErrorCode(1506, "Masking not found", 200, "no active masking of this account matches (unset, get)"),
     ErrorCode(1507, "Invalid expiry time", 200,
               "expiry_time unreadable, not in the future, or beyond the maximum expiry"),
-    ErrorCode(1508, "Unknown endpoint", 404, "no API endpoint at this path"),
-    ErrorCode(1509, "Method not allowed", 405, "the endpoint takes POST (and OPTIONS)"),
-    ErrorCode(1510, "Request too large", 413, "the body is larger than the API accepts"),
+    ErrorCode(1508, "Unknown endpoint", 200, "no API endpoint at this path"),
+    ErrorCode(1509, "Method not allowed", 200, "the endpoint takes POST (and OPTIONS)"),
+    ErrorCode(1510, "Request too large", 200, "the body is larger than the API accepts"),
 ]
 
 CODES: dict[int, ErrorCode] = {c.code: c for c in _CODES}

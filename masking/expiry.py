@@ -21,6 +21,8 @@ from .errors import BAD_DURATION, BAD_EXPIRY_TIME, MaskingError
 END_NOW = "end-now"  # unset's instruction to end the masking at once
 
 _DIGITS = re.compile(r"^[+-]?\d{1,12}$")
+# Unix times: more digits than a duration, so that milliseconds (13 digits today) are recognised.
+_UNIX_DIGITS = re.compile(r"^[+-]?\d{1,18}$")
 _LOCAL_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
 # Later than this as a Unix time is almost surely milliseconds (year 5138).
 _MAX_UNIX_SECONDS = 10**11
@@ -56,7 +58,7 @@ def parse_instant(raw, zone: ZoneInfo, field: str = "expiry_time", code: int = B
     text = str(raw).strip()
     if not text:
         raise MaskingError(code, f"{field} is empty")
-    if _DIGITS.match(text):
+    if _UNIX_DIGITS.match(text):
         seconds = int(text)
         if seconds >= _MAX_UNIX_SECONDS:
             raise MaskingError(code, f"{field} looks like milliseconds; send Unix seconds")
@@ -102,7 +104,8 @@ def resolve_expiry(body: dict, now: datetime, *, zone: ZoneInfo, default_minutes
             raise MaskingError(BAD_DURATION, f"expiry_duration must be at most {max_minutes} minutes")
 
     if raw_time is not None:
-        moment = parse_instant(raw_time, zone)
+        # Whole seconds, like durations below: the instant we report is the instant we enforce.
+        moment = parse_instant(raw_time, zone).replace(microsecond=0)
         if moment <= now:
             raise MaskingError(BAD_EXPIRY_TIME, "expiry_time must be in the future")
         if moment > limit:

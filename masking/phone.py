@@ -40,6 +40,8 @@ def normalise(value, default_region: str) -> str:
         raise PhoneNumberError("is not a phone number") from None
     if not phonenumbers.is_valid_number(parsed):
         raise PhoneNumberError("is not a valid phone number")
+    if parsed.extension:  # a call cannot be routed to an extension; don't drop it silently
+        raise PhoneNumberError("must not have an extension")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

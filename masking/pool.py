@@ -71,9 +71,9 @@ def _add_one(session, number, status, now, report, seen):
 def import_csv(session: Session, data: bytes | str, now: datetime, default_region: str) -> ImportReport:
     """Import a CSV of numbers: one per line, optional columns ``number,status``.
 
-    A first line whose first cell is 'number' (any case) is a header. Blank lines and
-    lines starting with '#' are skipped. Each bad line is reported with its line number;
-    the good ones are added; numbers already pooled are left as they are.
+    The first row (after blank and comment lines) is a header if its first cell is 'number'
+    (any case). Blank lines and lines starting with '#' are skipped. Each bad line is reported
+    with its line number; the good ones are added; numbers already pooled are left as they are.
     """
     if isinstance(data, bytes):
         try:
@@ -85,13 +85,16 @@ def import_csv(session: Session, data: bytes | str, now: datetime, default_regio
     report = ImportReport()
     seen: set[str] = set()
     reader = csv.reader(io.StringIO(data, newline=""))
+    first_row = True
     try:
         for row in reader:
             line = reader.line_num
             cells = [cell.strip() for cell in row]
             if not cells or not any(cells) or cells[0].startswith("#"):
                 continue
-            if line == 1 and cells[0].lower() in ("number", "numbers", "phone", "mask", "masking number"):
+            header = first_row and cells[0].lower() in ("number", "numbers", "phone", "mask", "masking number")
+            first_row = False
+            if header:
                 continue
             if len(cells) > 2:
                 report.rejected.append((line, "too many columns; expected number[,status]"))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, insert, or_, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import errors
@@ -35,8 +35,11 @@ MAX_EVENT_ID = 255
 ALLOCATION_ATTEMPTS = 8
 LIST_DEFAULT_LIMIT = 50
 LIST_MAX_LIMIT = 500
-# PostgreSQL SQLSTATEs worth a retry: serialization failure, deadlock detected.
-_RETRY_SQLSTATES = {"40001", "40P01"}
+# PostgreSQL SQLSTATEs worth a retry: serialization failure, deadlock detected, and a unique
+# index refusing our row (a concurrent allocation won the race). Other refusals (check, foreign
+# key, trigger) would only repeat on retry: they are 1504.
+_RETRY_SQLSTATES = {"40001", "40P01", "23505"}
+_RETRY_SQLITE_ERRORS = {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"}
 
 
 # ---------------------------------------------------------------- reading requests
@@ -102,9 +105,9 @@ def masking_view(masking: Masking, now: datetime) -> dict:
 # ---------------------------------------------------------------- set
 
 def _retryable(exc: DBAPIError) -> bool:
-    if isinstance(exc, IntegrityError):
+    if getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES:
         return True
-    return getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+    return getattr(exc.orig, "sqlite_errorname", None) in _RETRY_SQLITE_ERRORS
 
 
 def create_masking(session: Session, account: ApiAccount, request: SetRequest, now: datetime,

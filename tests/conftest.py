@@ -65,10 +65,11 @@ def _worker_suffix() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgresql_database() -> str:
+def postgresql_database():
     """A migrated database of this test worker's own, on TEST_DATABASE_URL's server."""
     admin_url = make_url(normalise_database_url(TEST_DATABASE_URL))
-    name = f"masking_test_{_worker_suffix()}"
+    # The pid keeps two pytest runs on one server (a developer's and CI's) out of each other's way.
+    name = f"masking_test_{os.getpid()}_{_worker_suffix()}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -76,7 +77,11 @@ def postgresql_database() -> str:
     admin.dispose()
     url = admin_url.set(database=name).render_as_string(hide_password=False)
     _migrate(url)
-    return url
+    yield url
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
 
 
 def _truncate_postgresql(url: str) -> None:

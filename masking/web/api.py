@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from masking import accounts, errors, service
 from masking.clock import iso_utc
+from masking.db import begin_write
 from masking.errors import MaskingError
 from masking.phone import redact
 from masking.web.extensions import db, now as utcnow, settings
@@ -135,6 +136,8 @@ def masking_unset(body: dict) -> Response:
     action, maskings = service.update_maskings(db.session(), account, body, now, settings())
     message = "Masking ended" if action == "ended" else "Masking expiry updated"
     views = [service.masking_view(m, now) for m in maskings]
+    g.api_numbers = tuple(n for m in maskings[:3] for n in (m.m1, m.m2))  # for the log line, hidden there
+    g.api_mask = maskings[0].mask_number
     return success(message, {"action": action, "count": len(views), "maskings": views})
 
 
@@ -161,6 +164,9 @@ def auth_login(body: dict) -> Response:
     if not isinstance(user_id, str) or not isinstance(token, str) or not user_id or not token:
         raise MaskingError(errors.INVALID_PARAMETERS, "userId and token are required strings")
     now = utcnow()
+    # Read and write in one write transaction: on SQLite a read transaction that then writes
+    # fails at once ("database is locked") when another connection wrote meanwhile.
+    begin_write(db.session())
     account = accounts.check_token(db.session(), user_id, token)
     g.api_account = account.user_id
     ssid, row = accounts.open_session(db.session(), account, now, settings().ssid_ttl_seconds)
@@ -172,6 +178,7 @@ def auth_logout(body: dict) -> Response:
     ssid = body.get("ssid")
     if not isinstance(ssid, str) or not ssid:
         raise MaskingError(errors.INVALID_PARAMETERS, "ssid is required")
+    begin_write(db.session())  # as in auth_login: the read that decides the write, under the lock
     _authenticated(body, write=False)
     accounts.close_session(db.session(), ssid, utcnow())
     db.session.commit()
@@ -193,11 +200,12 @@ ENDPOINTS = {
 def openapi():
     from masking.web.openapi import document
 
-    response = Response(json.dumps(document(), indent=2), content_type="application/json")
+    response = Response(json.dumps(document(ENDPOINTS, settings()), indent=2), content_type="application/json")
     response.headers.update(CORS_HEADERS)
     return response
 
 
+@bp.route("/", defaults={"endpoint": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
 @bp.route("/<path:endpoint>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
 def dispatch(endpoint: str):
     g.api_started = time.perf_counter()
@@ -216,7 +224,10 @@ def dispatch(endpoint: str):
         return handler(read_body())
     except MaskingError as exc:
         db.session.rollback()
-        return failure(exc)
+        response = failure(exc)
+        if exc.code == errors.METHOD_NOT_ALLOWED:
+            response.headers["Allow"] = "POST, OPTIONS"
+        return response
     except OperationalError as exc:
         db.session.rollback()
         log.error("database unavailable on %s: %s", g.api_endpoint, exc.__class__.__name__)

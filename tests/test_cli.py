@@ -1,0 +1,346 @@
+"""The operator commands, through Flask's CLI runner: pool, api-user, sweep.
+
+Each command is checked for its exit status, what it prints (stdout and stderr apart),
+what it leaves in the database, and that it never ends in a traceback.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from sqlalchemy import select
+
+from masking.models import ApiAccount, PoolNumber
+from masking.web.extensions import db
+from tests.conftest import PARTIES, POOL, add_pool, make_account
+
+SET = "/api/v2/Masking/set"
+UNSET = "/api/v2/Masking/unset"
+LIST = "/api/v2/Masking/list"
+LOGIN = "/api/v2/Auth/login"
+
+
+def invoke(runner, *args: str, exit_code: int = 0):
+    result = runner.invoke(args=list(args))
+    # A command that failed with anything but a clean exit would have shown a traceback.
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"{args} raised {result.exception!r}") from result.exception
+    assert "Traceback" not in result.output
+    assert result.exit_code == exit_code, (args, result.exit_code, result.output)
+    return result
+
+
+def pool_rows(app) -> dict[str, tuple[str, str]]:
+    """number -> (country, status), straight from the database."""
+    with app.app_context():
+        return {p.number: (p.country, p.status) for p in db.session.scalars(select(PoolNumber))}
+
+
+def api(client, path: str, body: dict) -> dict:
+    response = client.post(path, json=body)
+    assert response.status_code == 200
+    return response.get_json()
+
+
+# ---------------------------------------------------------------- pool add
+
+def test_pool_add_normalises_and_adds(app, runner):
+    result = invoke(runner, "pool", "add", "+918041234500", "080 4123 4501", "00918041234502", "8041234503")
+    assert result.stdout == "numbers: 4 added, 0 already in the pool, 0 rejected\n"
+    assert result.stderr == ""
+    assert pool_rows(app) == {n: ("IN", "active") for n in POOL[:4]}
+
+
+def test_pool_add_reserved(app, runner):
+    invoke(runner, "pool", "add", "--status", "reserved", POOL[0])
+    assert pool_rows(app) == {POOL[0]: ("IN", "reserved")}
+
+
+def test_pool_add_reports_bad_numbers_and_keeps_good_ones(app, runner):
+    add_pool(app, POOL[0])
+    result = invoke(runner, "pool", "add", POOL[1], "abc", "+91 80412 34500", "+9180", POOL[1], POOL[2],
+                    exit_code=1)
+    assert result.stdout == "numbers: 2 added, 2 already in the pool, 2 rejected\n"
+    assert result.stderr.splitlines() == [
+        "  argument 2: 'abc' is not a phone number",
+        "  argument 4: '+9180' is not a valid phone number",
+    ]
+    assert set(pool_rows(app)) == set(POOL[:3])
+
+
+def test_pool_add_a_second_time_adds_nothing(app, runner):
+    invoke(runner, "pool", "add", POOL[0], POOL[1])
+    result = invoke(runner, "pool", "add", "08041234500", POOL[1])
+    assert result.stdout == "numbers: 0 added, 2 already in the pool, 0 rejected\n"
+    assert len(pool_rows(app)) == 2
+
+
+@pytest.mark.parametrize("args", [["pool", "add"], ["pool", "add", "--status", "retired", POOL[0]]])
+def test_pool_add_usage_errors(app, runner, args):
+    result = invoke(runner, *args, exit_code=2)
+    assert "Usage:" in result.stderr
+    assert pool_rows(app) == {}
+
+
+# ---------------------------------------------------------------- pool import
+
+MESSY_CSV = (
+    "# masking numbers from the carrier, March\n"  # 1
+    "number,status\n"  # 2: the header, after a comment
+    "+918041234500\n"  # 3
+    "\n"  # 4
+    "080 4123 4501,reserved\n"  # 5
+    "not a number\n"  # 6
+    "  # an indented comment\n"  # 7
+    "+918041234502,retired,extra\n"  # 8: too many columns
+    "+918041234503,frozen\n"  # 9: unknown status
+    "\"+91 80412 34504\",Active\n"  # 10: quoted, status in any case
+    "+918041234500\n"  # 11: again in the same file
+    ",\n"  # 12: blank cells
+    "12345\n"  # 13
+)
+
+
+def test_pool_import_reports_bad_lines_by_number_and_keeps_good_ones(app, runner, tmp_path):
+    path = tmp_path / "pool.csv"
+    path.write_text(MESSY_CSV, encoding="utf-8")
+    result = invoke(runner, "pool", "import", str(path), exit_code=1)
+    assert result.stdout == f"{path}: 3 added, 1 already in the pool, 4 rejected\n"
+    assert result.stderr.splitlines() == [
+        "  line 6: 'not a number' is not a phone number",
+        "  line 8: too many columns; expected number[,status]",
+        "  line 9: status must be one of active, reserved, retired, got 'frozen'",
+        "  line 13: '12345' is not a valid phone number",
+    ]
+    assert pool_rows(app) == {POOL[0]: ("IN", "active"), POOL[1]: ("IN", "reserved"), POOL[4]: ("IN", "active")}
+
+    # The same file again adds nothing and changes nothing.
+    again = invoke(runner, "pool", "import", str(path), exit_code=1)
+    assert again.stdout == f"{path}: 0 added, 4 already in the pool, 4 rejected\n"
+    assert again.stderr == result.stderr
+    assert len(pool_rows(app)) == 3
+
+
+def test_pool_import_clean_file(app, runner, tmp_path):
+    path = tmp_path / "clean.csv"
+    # Excel's "CSV UTF-8" starts with a byte-order mark and ends lines with CRLF.
+    path.write_bytes("\ufeffNumber,Status\r\n+918041234500,active\r\n+918041234501,reserved\r\n".encode())
+    result = invoke(runner, "pool", "import", str(path))
+    assert result.stdout == f"{path}: 2 added, 0 already in the pool, 0 rejected\n"
+    assert result.stderr == ""
+    assert pool_rows(app) == {POOL[0]: ("IN", "active"), POOL[1]: ("IN", "reserved")}
+
+
+def test_pool_import_status_never_overwrites(app, runner, tmp_path):
+    add_pool(app, POOL[0])
+    path = tmp_path / "pool.csv"
+    path.write_text(f"{POOL[0]},retired\n{POOL[1]},retired\n")
+    result = invoke(runner, "pool", "import", str(path))
+    assert result.stdout == f"{path}: 1 added, 1 already in the pool, 0 rejected\n"
+    assert pool_rows(app) == {POOL[0]: ("IN", "active"), POOL[1]: ("IN", "retired")}
+
+
+def test_pool_import_refuses_a_file_that_is_not_utf8(app, runner, tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("numéro\n+918041234500\n".encode("latin-1"))
+    result = invoke(runner, "pool", "import", str(path), exit_code=1)
+    assert result.stderr == "Error: the file is not UTF-8 text; save it as CSV (UTF-8)\n"
+    assert result.stdout == ""
+    assert pool_rows(app) == {}
+
+
+def test_pool_import_refuses_a_binary_file(app, runner, tmp_path):
+    path = tmp_path / "pool.xlsx"
+    path.write_bytes(b"PK\x03\x04\x00\x00+918041234500\x00")
+    result = invoke(runner, "pool", "import", str(path), exit_code=1)
+    assert result.stderr == "Error: the file is not a text CSV file\n"
+    assert pool_rows(app) == {}
+
+
+def test_pool_import_of_a_missing_file_is_a_usage_error(app, runner, tmp_path):
+    result = invoke(runner, "pool", "import", str(tmp_path / "nope.csv"), exit_code=2)
+    assert "does not exist" in result.stderr
+
+
+# ---------------------------------------------------------------- pool list
+
+def test_pool_list_table_and_json_count_active_maskings(app, runner, client, clock, account):
+    add_pool(app, POOL[0], POOL[1])
+    invoke(runner, "pool", "add", "--status", "reserved", POOL[2])
+    assert api(client, SET, {**account, "m1": PARTIES[0], "m2": PARTIES[1], "expiry_duration": 5})["status"] == \
+        "success"
+    assert api(client, SET, {**account, "m1": PARTIES[0], "m2": PARTIES[2], "expiry_duration": 10})["status"] == \
+        "success"
+    assert api(client, SET, {**account, "m1": PARTIES[3], "m2": PARTIES[4], "expiry_duration": 10})["status"] == \
+        "success"
+
+    table = invoke(runner, "pool", "list").stdout.splitlines()
+    assert table[0].split() == ["number", "country", "status", "active", "allocations"]
+    rows = {line.split()[0]: line.split()[1:] for line in table[1:-1]}
+    assert table[-1] == "3 numbers"
+    assert sorted(int(r[2]) for n, r in rows.items() if n != POOL[2]) == [1, 2]
+    assert rows[POOL[2]] == ["IN", "reserved", "0", "0"]
+
+    listed = json.loads(invoke(runner, "pool", "list", "--json").stdout)
+    assert [r["number"] for r in listed] == POOL[:3]
+    assert {r["number"]: (r["active_maskings"], r["allocations"]) for r in listed if r["number"] != POOL[2]} == {
+        n: (int(rows[n][2]), int(rows[n][3])) for n in POOL[:2]}
+    assert sum(r["active_maskings"] for r in listed) == 3
+    assert {r["country"] for r in listed} == {"IN"}
+
+    reserved = json.loads(invoke(runner, "pool", "list", "--json", "--status", "reserved").stdout)
+    assert reserved == [{"number": POOL[2], "country": "IN", "status": "reserved", "active_maskings": 0,
+                         "allocations": 0}]
+
+    clock.advance(minutes=5)  # the first masking expires exactly now
+    after = json.loads(invoke(runner, "pool", "list", "--json").stdout)
+    assert sum(r["active_maskings"] for r in after) == 2
+    assert sum(r["allocations"] for r in after) == 3
+
+
+def test_pool_list_of_an_empty_pool(app, runner):
+    assert invoke(runner, "pool", "list").stdout.splitlines()[-1] == "0 numbers"
+    assert json.loads(invoke(runner, "pool", "list", "--json").stdout) == []
+
+
+# ---------------------------------------------------------------- reserve, retire, activate
+
+def test_reserve_retire_activate_steer_allocation(app, runner, client, account):
+    add_pool(app, POOL[0])
+    assert invoke(runner, "pool", "reserve", "08041234500").stdout == f"{POOL[0]} is now reserved\n"
+    assert pool_rows(app)[POOL[0]][1] == "reserved"
+    assert api(client, SET, {**account, "m1": PARTIES[0], "m2": PARTIES[1]})["code"] == 1505
+
+    assert invoke(runner, "pool", "activate", POOL[0]).stdout == f"{POOL[0]} is now active\n"
+    masking = api(client, SET, {**account, "m1": PARTIES[0], "m2": PARTIES[1]})
+    assert masking["data"]["mask"] == POOL[0]
+
+    assert invoke(runner, "pool", "retire", "+91 80412 34500").stdout == f"{POOL[0]} is now retired\n"
+    assert pool_rows(app)[POOL[0]][1] == "retired"
+    assert api(client, SET, {**account, "m1": PARTIES[2], "m2": PARTIES[3]})["code"] == 1505
+    # The masking it already serves runs on.
+    listed = api(client, LIST, {**account, "status": "active"})
+    assert [m["id"] for m in listed["data"]["maskings"]] == [masking["data"]["id"]]
+
+
+@pytest.mark.parametrize("command", ["reserve", "retire", "activate"])
+def test_status_of_an_unknown_or_bad_number(app, runner, command):
+    add_pool(app, POOL[0])
+    unknown = invoke(runner, "pool", command, POOL[9], exit_code=1)
+    assert unknown.stderr == f"Error: {POOL[9]} is not in the pool\n"
+    bad = invoke(runner, "pool", command, "abc", exit_code=1)
+    assert bad.stderr == "Error: 'abc' is not a phone number\n"
+    missing = invoke(runner, "pool", command, exit_code=2)
+    assert "Missing argument" in missing.stderr
+    assert pool_rows(app) == {POOL[0]: ("IN", "active")}
+
+
+# ---------------------------------------------------------------- api-user
+
+def test_api_user_create_prints_credentials_that_work(app, runner, client, pool_of_three):
+    result = invoke(runner, "api-user", "create", "Acme support")
+    match = re.fullmatch(r"userId: (u[0-9a-f]{16})\ntoken:  (mtk_\S+)\n", result.stdout)
+    assert match, result.stdout
+    assert "only its hash is stored" in result.stderr
+    user_id, token = match.groups()
+    created = api(client, SET, {"userId": user_id, "token": token, "m1": PARTIES[0], "m2": PARTIES[1]})
+    assert created["status"] == "success", created
+    with app.app_context():
+        stored = db.session.scalar(select(ApiAccount).where(ApiAccount.user_id == user_id))
+        assert stored.name == "Acme support" and stored.can_write
+        assert token not in (stored.token_hash, stored.user_id)
+
+
+def test_api_user_create_json_is_one_parsable_object(app, runner, client, pool_of_three):
+    result = invoke(runner, "api-user", "create", "--json", "Acme")
+    credentials = json.loads(result.stdout)
+    assert set(credentials) == {"userId", "token"}
+    assert result.stderr == ""
+    login = api(client, LOGIN, credentials)
+    assert login["status"] == "success", login
+    ssid = {"ssid": login["data"]["ssid"]}
+    assert api(client, SET, {**ssid, "m1": PARTIES[0], "m2": PARTIES[1]})["status"] == "success"
+    # Two accounts never share credentials.
+    other = json.loads(invoke(runner, "api-user", "create", "--json", "Acme").stdout)
+    assert other["userId"] != credentials["userId"] and other["token"] != credentials["token"]
+
+
+def test_api_user_create_read_only(app, runner, client, pool_of_three):
+    credentials = json.loads(invoke(runner, "api-user", "create", "--read-only", "--json", "Auditor").stdout)
+    denied = api(client, SET, {**credentials, "m1": PARTIES[0], "m2": PARTIES[1]})
+    assert (denied["status"], denied["code"]) == ("error", 1015)
+    assert api(client, UNSET, {**credentials, "m1": PARTIES[0]})["code"] == 1015
+    assert api(client, LIST, credentials)["status"] == "success"
+    assert f"{credentials['userId']}  read-only   Auditor" in invoke(runner, "api-user", "list").stdout
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 121])
+def test_api_user_create_refuses_bad_names(app, runner, name):
+    result = invoke(runner, "api-user", "create", name, exit_code=1)
+    assert result.stderr == "Error: the account name must be 1 to 120 characters\n"
+    with app.app_context():
+        assert db.session.scalars(select(ApiAccount)).all() == []
+
+
+def test_api_user_revoke_refuses_its_token_and_its_ssids(app, runner, client, pool_of_three):
+    credentials = json.loads(invoke(runner, "api-user", "create", "--json", "Leaver").stdout)
+    keeper = make_account(app, "Keeper")
+    ssid = {"ssid": api(client, LOGIN, credentials)["data"]["ssid"]}
+    assert api(client, LIST, ssid)["status"] == "success"
+
+    result = invoke(runner, "api-user", "revoke", credentials["userId"])
+    assert re.fullmatch(rf"{credentials['userId']} \(Leaver\) revoked at \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n",
+                        result.stdout), result.stdout
+
+    for body in (credentials, {**credentials, "m1": PARTIES[0], "m2": PARTIES[1]}):
+        assert api(client, SET, body)["code"] == 1014
+    assert api(client, LIST, ssid)["code"] == 1014
+    assert api(client, LOGIN, credentials)["code"] == 1014
+    # Another account is untouched.
+    assert api(client, SET, {**keeper, "m1": PARTIES[0], "m2": PARTIES[1]})["status"] == "success"
+
+    # Revoking again is harmless and keeps the first instant.
+    assert invoke(runner, "api-user", "revoke", credentials["userId"]).stdout == result.stdout
+    listing = invoke(runner, "api-user", "list").stdout
+    assert f"{credentials['userId']}  revoked     Leaver" in listing
+    assert f"{keeper['userId']}  read-write  Keeper" in listing
+
+
+def test_api_user_revoke_of_an_unknown_user(app, runner):
+    result = invoke(runner, "api-user", "revoke", "u0000000000000000", exit_code=1)
+    assert result.stderr == "Error: no API account with userId 'u0000000000000000'\n"
+
+
+def test_api_user_list_never_shows_tokens(app, runner):
+    first = make_account(app, "First")
+    second = make_account(app, "Second", can_write=False)
+    listing = invoke(runner, "api-user", "list").stdout
+    assert listing.splitlines() == [f"{first['userId']}  read-write  First", f"{second['userId']}  read-only   Second"]
+    assert first["token"] not in listing and second["token"] not in listing
+
+
+# ---------------------------------------------------------------- sweep
+
+def test_sweep_removes_only_what_has_passed(app, runner, client, clock, account, pool_of_three):
+    # app's COOLOFF_SECONDS is 300: a lease is held for five minutes after its masking ends.
+    short = api(client, SET, {**account, "m1": PARTIES[0], "m2": PARTIES[1], "expiry_duration": 1})
+    ended = api(client, SET, {**account, "m1": PARTIES[2], "m2": PARTIES[3], "expiry_duration": 60})
+    long = api(client, SET, {**account, "m1": PARTIES[4], "m2": PARTIES[5], "expiry_duration": 60})
+    assert {short["status"], ended["status"], long["status"]} == {"success"}
+    assert api(client, UNSET, {**account, "mask": ended["data"]["mask"], "m1": PARTIES[2]})["data"]["action"] == \
+        "ended"
+
+    assert invoke(runner, "sweep").stdout == "removed 0 routes and 0 pairs\n"
+    clock.advance(minutes=1)  # the short masking has expired, its lease is still held
+    assert invoke(runner, "sweep").stdout == "removed 0 routes and 1 pairs\n"
+    clock.advance(seconds=300)  # both cool-offs are over
+    assert invoke(runner, "sweep").stdout == "removed 4 routes and 0 pairs\n"
+    assert invoke(runner, "sweep").stdout == "removed 0 routes and 0 pairs\n"
+
+    # The live masking still routes, and its pair still blocks a second masking.
+    assert api(client, SET, {**account, "m1": PARTIES[5], "m2": PARTIES[4]})["code"] == 1503
+    active = api(client, LIST, {**account, "status": "active"})["data"]["maskings"]
+    assert [m["id"] for m in active] == [long["data"]["id"]]
+    # The swept parties can be masked again at once.
+    assert api(client, SET, {**account, "m1": PARTIES[0], "m2": PARTIES[1]})["status"] == "success"
