@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from .errors import INVALID_PARAMETERS, INVALID_TOKEN, PERMISSION_DENIED, MaskingError
@@ -71,16 +71,40 @@ def _text(body: dict, field: str) -> str | None:
     return str(value)
 
 
-def check_token(session: Session, user_id: str, token: str) -> ApiAccount:
-    account = session.scalar(select(ApiAccount).where(ApiAccount.user_id == user_id))
-    if account is None or not hmac.compare_digest(account.token_hash, _digest(token)):
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the few account fields a request needs, read without the ORM."""
+
+    id: int
+    user_id: str
+    can_write: bool
+
+
+_accounts = ApiAccount.__table__
+_sessions = ApiSession.__table__
+_ACCOUNT_BY_USER_ID = (
+    select(_accounts.c.id, _accounts.c.user_id, _accounts.c.can_write, _accounts.c.token_hash,
+           _accounts.c.revoked_at)
+    .where(_accounts.c.user_id == bindparam("user_id"))
+)
+_ACCOUNT_BY_SSID = (
+    select(_accounts.c.id, _accounts.c.user_id, _accounts.c.can_write, _accounts.c.revoked_at,
+           _sessions.c.expires_at.label("ssid_expires_at"), _sessions.c.revoked_at.label("ssid_revoked_at"))
+    .join(_accounts, _accounts.c.id == _sessions.c.account_id)
+    .where(_sessions.c.ssid_hash == bindparam("ssid_hash"))
+)
+
+
+def check_token(session: Session, user_id: str, token: str) -> Principal:
+    row = session.connection().execute(_ACCOUNT_BY_USER_ID, {"user_id": user_id}).first()
+    if row is None or not hmac.compare_digest(row.token_hash, _digest(token)):
         raise MaskingError(INVALID_TOKEN, "userId and token do not match an account")
-    if not account.is_active:
+    if row.revoked_at is not None:
         raise MaskingError(INVALID_TOKEN, "this account's credentials were revoked")
-    return account
+    return Principal(row.id, row.user_id, row.can_write)
 
 
-def authenticate(session: Session, body: dict, now: datetime, *, write: bool) -> ApiAccount:
+def authenticate(session: Session, body: dict, now: datetime, *, write: bool) -> Principal:
     """The account behind the body's credentials: ``ssid``, or ``userId`` with ``token``.
 
     1000 when they are missing or mixed, 1014 when wrong, expired or revoked, 1015 when the
@@ -90,14 +114,14 @@ def authenticate(session: Session, body: dict, now: datetime, *, write: bool) ->
     if ssid and (user_id or token):
         raise MaskingError(INVALID_PARAMETERS, "send either ssid, or userId with token, not both")
     if ssid:
-        row = session.get(ApiSession, _digest(ssid))
-        if row is None or row.revoked_at is not None:
+        row = session.connection().execute(_ACCOUNT_BY_SSID, {"ssid_hash": _digest(ssid)}).first()
+        if row is None or row.ssid_revoked_at is not None:
             raise MaskingError(INVALID_TOKEN, "ssid is not valid")
-        if row.expires_at <= now:
+        if row.ssid_expires_at <= now:
             raise MaskingError(INVALID_TOKEN, "ssid has expired; log in again")
-        account = row.account
-        if not account.is_active:
+        if row.revoked_at is not None:
             raise MaskingError(INVALID_TOKEN, "this account's credentials were revoked")
+        account = Principal(row.id, row.user_id, row.can_write)
     elif user_id and token:
         account = check_token(session, user_id, token)
     elif user_id or token:
@@ -110,7 +134,7 @@ def authenticate(session: Session, body: dict, now: datetime, *, write: bool) ->
     return account
 
 
-def open_session(session: Session, account: ApiAccount, now: datetime, ttl_seconds: int) -> tuple[str, ApiSession]:
+def open_session(session: Session, account: Principal, now: datetime, ttl_seconds: int) -> tuple[str, ApiSession]:
     """A new ssid for ``account``; returns (ssid in clear, its row)."""
     ssid = SSID_PREFIX + secrets.token_urlsafe(32)
     row = ApiSession(

@@ -55,8 +55,24 @@ def normalise_field(body: dict, field: str, default_region: str) -> str:
         raise MaskingError(INVALID_PARAMETERS, f"{field} {exc}") from None
 
 
+def _split_e164(e164: str) -> tuple[int, str] | None:
+    """'+919876543210' -> (91, '9876543210') by the country-code table, without a full parse."""
+    if not e164.startswith("+") or not e164[1:].isdigit():
+        return None
+    for length in (1, 2, 3):
+        code = int(e164[1:1 + length])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return code, e164[1 + length:]
+    return None
+
+
 def region_of(e164: str) -> str | None:
     """ISO region of an E.164 number ('+919876543210' -> 'IN')."""
+    split = _split_e164(e164)
+    if split is not None:
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[split[0]]
+        if len(regions) == 1:  # most country codes: no need to parse (this runs on every set)
+            return regions[0] if regions[0] != phonenumbers.UNKNOWN_REGION else None
     return phonenumbers.region_code_for_number(phonenumbers.parse(e164))
 
 
@@ -74,13 +90,17 @@ def redact(number: str | None) -> str:
     if not number:
         return ""
     text = str(number)
-    try:
-        parsed = phonenumbers.parse(text if text.startswith("+") else "+" + text.lstrip("0"))
-        national = str(parsed.national_number)
-        prefix = f"+{parsed.country_code} "
-    except phonenumbers.NumberParseException:
-        digits = "".join(ch for ch in text if ch.isdigit())
-        return ("X" * max(len(digits) - 2, 1)) + digits[-2:] if len(digits) > 2 else "X" * len(digits)
+    split = _split_e164(text)  # E.164, as stored and logged: no parse needed
+    if split is not None:
+        national, prefix = split[1], f"+{split[0]} "
+    else:
+        try:
+            parsed = phonenumbers.parse(text if text.startswith("+") else "+" + text.lstrip("0"))
+            national = str(parsed.national_number)
+            prefix = f"+{parsed.country_code} "
+        except phonenumbers.NumberParseException:
+            digits = "".join(ch for ch in text if ch.isdigit())
+            return ("X" * max(len(digits) - 2, 1)) + digits[-2:] if len(digits) > 2 else "X" * len(digits)
     keep_head, keep_tail = (2, 3) if len(national) >= 8 else (1, 2)
     if len(national) <= keep_head + keep_tail:
         return prefix + "X" * len(national)

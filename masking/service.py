@@ -13,12 +13,14 @@ retried, when it sees the winner and answers 1503, 1505 or another number.
 """
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -26,10 +28,13 @@ from . import errors
 from .db import is_sqlite, write_transaction
 from .errors import MaskingError
 from .expiry import END_NOW, parse_instant, resolve_expiry
-from .models import ActivePair, ApiAccount, Masking, MaskingStatus, PoolNumber, PoolStatus, Route
+from .accounts import Principal
+from .models import ActivePair, Masking, MaskingStatus, PoolNumber, PoolStatus, Route
 from .phone import PhoneNumberError, normalise, normalise_field, redact, region_of
 from .settings import MaskingSettings
 from .clock import iso_utc
+
+log = logging.getLogger("masking.service")
 
 MAX_EVENT_ID = 255
 ALLOCATION_ATTEMPTS = 8
@@ -110,7 +115,7 @@ def _retryable(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "sqlite_errorname", None) in _RETRY_SQLITE_ERRORS
 
 
-def create_masking(session: Session, account: ApiAccount, request: SetRequest, now: datetime,
+def create_masking(session: Session, account: Principal, request: SetRequest, now: datetime,
                    settings: MaskingSettings) -> Masking:
     """Store a masking for ``request`` on a pool number both parties can use, or refuse.
 
@@ -123,53 +128,109 @@ def create_masking(session: Session, account: ApiAccount, request: SetRequest, n
                 return _allocate(session, account.id, request, now, settings)
         except DBAPIError as exc:
             if not _retryable(exc):
+                # hide_parameters keeps the phone numbers out of this message.
+                log.error("masking not stored: %s", exc)
                 raise MaskingError(errors.NOT_INSERTED, "the database refused the masking") from exc
             # A concurrent allocation won the race; back off a little and look again.
             time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
     raise MaskingError(errors.NO_NUMBER, "the pool is too contended right now; try again")
 
 
+# The allocation's statements, built once: inside the write lock every microsecond counts.
+_FIND_PAIR = (
+    select(ActivePair.masking_id, ActivePair.expires_at)
+    .where(ActivePair.party_low == bindparam("low"), ActivePair.party_high == bindparam("high"))
+)
+_DROP_DEAD_PAIR = (
+    delete(ActivePair)
+    .where(ActivePair.party_low == bindparam("low"), ActivePair.party_high == bindparam("high"),
+           ActivePair.expires_at <= bindparam("now"))
+)
+# Leases whose hold (expiry + cool-off) has passed no longer bind these parties.
+_DROP_DEAD_ROUTES = (
+    delete(Route)
+    .where(Route.party.in_([bindparam("m1"), bindparam("m2")]), Route.hold_until <= bindparam("now"))
+)
+_HELD_BY_PARTIES = select(Route.mask_number).where(Route.party.in_([bindparam("m1"), bindparam("m2")]))
+_PICK_ANY = (
+    select(PoolNumber.id, PoolNumber.number)
+    .where(PoolNumber.status == PoolStatus.ACTIVE, PoolNumber.number.not_in(_HELD_BY_PARTIES))
+    .order_by(PoolNumber.last_allocated_at, PoolNumber.id)
+    .limit(1)
+)
+_PICK_IN_COUNTRY = _PICK_ANY.where(PoolNumber.country == bindparam("country"))
+# PostgreSQL: concurrent allocations take different numbers instead of queueing on one row;
+# when every candidate is locked, wait for one rather than answer 1505.
+_PICKS = {
+    (geo, postgres): [
+        variant
+        for query in ((_PICK_ANY,) if geo == "off" else (_PICK_IN_COUNTRY,) if geo == "require"
+                      else (_PICK_IN_COUNTRY, _PICK_ANY))
+        for variant in ((query.with_for_update(skip_locked=True), query.with_for_update()) if postgres else (query,))
+    ]
+    for geo in ("off", "require", "prefer") for postgres in (False, True)
+}
+_INSERT_MASKING = insert(Masking.__table__).returning(Masking.__table__.c.id)
+_INSERT_ROUTES = insert(Route.__table__)
+_INSERT_PAIR = insert(ActivePair.__table__)
+_MARK_ALLOCATED = (
+    update(PoolNumber)
+    .where(PoolNumber.id == bindparam("pool_id"))
+    .values(last_allocated_at=bindparam("now"), allocation_count=PoolNumber.allocation_count + 1)
+)
+
+
 def _allocate(session: Session, account_id: int, request: SetRequest, now: datetime,
               settings: MaskingSettings) -> Masking:
     m1, m2 = request.m1, request.m2
     low, high = sorted((m1, m2))
+    parties = {"m1": m1, "m2": m2, "now": now}
+    # Core statements on the session's connection: no ORM bookkeeping inside the lock.
+    conn = session.connection()
 
-    pair = session.execute(
-        select(ActivePair.masking_id, ActivePair.expires_at)
-        .where(ActivePair.party_low == low, ActivePair.party_high == high)
-    ).first()
+    pair = conn.execute(_FIND_PAIR, {"low": low, "high": high}).first()
     if pair is not None:
         if pair.expires_at > now:
             raise _pair_active(session, account_id, pair.masking_id)
-        session.execute(delete(ActivePair).where(ActivePair.party_low == low, ActivePair.party_high == high))
+        conn.execute(_DROP_DEAD_PAIR, {"low": low, "high": high, "now": now})
+    conn.execute(_DROP_DEAD_ROUTES, parties)
 
-    # Leases whose hold (expiry + cool-off) has passed no longer bind these parties.
-    session.execute(delete(Route).where(Route.party.in_((m1, m2)), Route.hold_until <= now))
-
-    chosen = _pick_number(session, m1, m2, settings, postgres=not is_sqlite(session.get_bind()))
+    chosen = _pick_number(conn, parties, region_of(m1), settings.geo_match,
+                          postgres=not is_sqlite(conn.engine))
     if chosen is None:
-        raise MaskingError(errors.NO_NUMBER, "every pool number is already in use by one of these parties")
+        raise MaskingError(errors.NO_NUMBER, _why_no_number(conn, region_of(m1), settings.geo_match))
     pool_id, mask_number = chosen
 
     masking = Masking(account_id=account_id, pool_number_id=pool_id, mask_number=mask_number,
-                      m1=m1, m2=m2, event_id=request.event_id,
-                      created_at=now, expires_at=request.expires_at)
-    session.add(masking)
-    session.flush()
+                      m1=m1, m2=m2, event_id=request.event_id, created_at=now,
+                      expires_at=request.expires_at, ended_at=None)
+    masking.id = conn.execute(_INSERT_MASKING, {
+        "account_id": account_id, "pool_number_id": pool_id, "mask_number": mask_number, "m1": m1, "m2": m2,
+        "event_id": request.event_id, "created_at": now, "expires_at": request.expires_at,
+    }).scalar_one()
     hold_until = request.expires_at + timedelta(seconds=settings.cooloff_seconds)
     # Sorted inserts: two transactions never wait on each other's rows in opposite order.
-    session.execute(insert(Route), [
+    conn.execute(_INSERT_ROUTES, [
         {"mask_number": mask_number, "party": party, "other_party": other, "masking_id": masking.id,
          "route_until": request.expires_at, "hold_until": hold_until}
         for party, other in sorted(((m1, m2), (m2, m1)))
     ])
-    session.execute(insert(ActivePair).values(party_low=low, party_high=high, masking_id=masking.id,
-                                              expires_at=request.expires_at))
-    session.execute(
-        update(PoolNumber).where(PoolNumber.id == pool_id)
-        .values(last_allocated_at=now, allocation_count=PoolNumber.allocation_count + 1)
-    )
+    conn.execute(_INSERT_PAIR, {"party_low": low, "party_high": high, "masking_id": masking.id,
+                                "expires_at": request.expires_at})
+    conn.execute(_MARK_ALLOCATED, {"pool_id": pool_id, "now": now})
     return masking
+
+
+def _why_no_number(conn: Connection, country: str | None, geo_match: str) -> str:
+    """The 1505 detail: an empty pool and an exhausted one call for different fixes."""
+    usable = select(func.count()).select_from(PoolNumber).where(PoolNumber.status == PoolStatus.ACTIVE)
+    if geo_match == "require" and country:
+        usable = usable.where(PoolNumber.country == country)
+        if not conn.execute(usable).scalar():
+            return f"the pool has no active number in {country} (GEO_MATCH=require)"
+    elif not conn.execute(usable).scalar():
+        return "the pool has no active number"
+    return "every active pool number is in use by one of these parties, or cooling off after one of their maskings"
 
 
 def _pair_active(session: Session, account_id: int, masking_id: int) -> MaskingError:
@@ -184,30 +245,11 @@ def _pair_active(session: Session, account_id: int, masking_id: int) -> MaskingE
     )
 
 
-def _pick_number(session: Session, m1: str, m2: str, settings: MaskingSettings, *, postgres: bool):
+def _pick_number(conn: Connection, parties: dict, country: str | None, geo_match: str, *, postgres: bool):
     """The least recently given active number that neither party holds (geo rule applied)."""
-    held = select(Route.mask_number).where(Route.party.in_((m1, m2)))
-    base = (
-        select(PoolNumber.id, PoolNumber.number)
-        .where(PoolNumber.status == PoolStatus.ACTIVE, PoolNumber.number.not_in(held))
-        .order_by(PoolNumber.last_allocated_at, PoolNumber.id)
-        .limit(1)
-    )
-    country = region_of(m1)
-    if settings.geo_match == "off" or country is None:
-        attempts = [base]
-    elif settings.geo_match == "require":
-        attempts = [base.where(PoolNumber.country == country)]
-    else:
-        attempts = [base.where(PoolNumber.country == country), base]
-    for query in attempts:
-        if postgres:
-            # Concurrent allocations take different numbers instead of queueing on one row.
-            row = session.execute(query.with_for_update(skip_locked=True)).first()
-            if row is None:
-                row = session.execute(query.with_for_update()).first()
-        else:
-            row = session.execute(query).first()
+    params = {**parties, "country": country}
+    for query in _PICKS["off" if country is None else geo_match, postgres]:
+        row = conn.execute(query, params).first()
         if row is not None:
             return row.id, row.number
     return None
@@ -223,7 +265,7 @@ def _party_filter(number: str):
     return or_(Masking.m1 == number, Masking.m2 == number)
 
 
-def update_maskings(session: Session, account: ApiAccount, body: dict, now: datetime,
+def update_maskings(session: Session, account: Principal, body: dict, now: datetime,
                     settings: MaskingSettings) -> tuple[str, list[Masking]]:
     """Unset: end (no expiry, or duration <= 0) or re-time the account's live maskings
     matching ``mask``/``m1``/``m2``. A number given as m1 or m2 matches either party.
@@ -234,9 +276,17 @@ def update_maskings(session: Session, account: ApiAccount, body: dict, now: date
     new_expiry = resolve_expiry(body, now, zone=settings.zone, default_minutes=None,
                                 max_minutes=settings.max_expiry_minutes, allow_end=True)
     with write_transaction(session):
-        query = select(Masking).where(Masking.account_id == account.id, _live(now)).order_by(Masking.id)
+        # Candidates through the small routes table (live and cooling-off maskings only), not
+        # through the maskings' whole history on that number or party.
+        candidates = select(Route.masking_id).where(Route.route_until > now)
         if "mask" in selector:
-            query = query.where(Masking.mask_number == selector["mask"])
+            candidates = candidates.where(Route.mask_number == selector["mask"])
+        party = selector.get("m1") or selector.get("m2")
+        if party:
+            candidates = candidates.where(Route.party == party)
+        query = (select(Masking)
+                 .where(Masking.id.in_(candidates), Masking.account_id == account.id, _live(now))
+                 .order_by(Masking.id))
         for field in ("m1", "m2"):
             if field in selector:
                 query = query.where(_party_filter(selector[field]))
@@ -276,7 +326,7 @@ def read_id(raw, field: str = "id") -> int:
     return raw
 
 
-def get_masking(session: Session, account: ApiAccount, masking_id) -> Masking:
+def get_masking(session: Session, account: Principal, masking_id) -> Masking:
     masking_id = read_id(masking_id)
     masking = session.get(Masking, masking_id)
     if masking is None or masking.account_id != account.id:
@@ -284,7 +334,7 @@ def get_masking(session: Session, account: ApiAccount, masking_id) -> Masking:
     return masking
 
 
-def list_maskings(session: Session, account: ApiAccount, body: dict, now: datetime,
+def list_maskings(session: Session, account: Principal, body: dict, now: datetime,
                   settings: MaskingSettings) -> tuple[list[Masking], int | None]:
     """The account's maskings, newest first, filtered; returns (page, next cursor or None).
 

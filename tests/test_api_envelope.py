@@ -69,7 +69,7 @@ def test_detail_follows_code_when_details_are_on(client, account, now):
     response = post(client, SET, set_body(account))
     assert response.get_data(as_text=True) == (
         '{"status":"error","message":"Masking No not available","code":1505,'
-        '"detail":"every pool number is already in use by one of these parties"}')
+        '"detail":"the pool has no active number"}')
 
 
 @pytest.mark.parametrize("code, body", [

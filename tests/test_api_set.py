@@ -364,6 +364,7 @@ def test_a_party_never_holds_one_number_twice_then_1505(client, app, account, po
     assert sorted(masks) == sorted(POOL[:3])
     payload = err(client, SET, body(account, m1=A, m2=E), 1505)
     assert payload["message"] == "Masking No not available"
+    assert payload["detail"].startswith("every active pool number is in use by one of these parties")
     payload = err(client, SET, body(account, m1=E, m2=A), 1505)  # either side
     assert count(app, Masking) == 3
     check_invariants(app, T0)
@@ -374,7 +375,7 @@ def test_a_party_never_holds_one_number_twice_then_1505(client, app, account, po
 
 
 def test_1505_when_the_pool_is_empty(client, account, now):
-    err(client, SET, body(account), 1505)
+    assert err(client, SET, body(account), 1505)["detail"] == "the pool has no active number"
     assert count(client.application, Masking) == 0
 
 
@@ -435,7 +436,7 @@ def test_geo_match_fallback(database_url, clock, geo, outcome):
         client = application.test_client()
         account = make_account(application)
         if outcome == 1505:
-            err(client, SET, body(account), 1505)
+            assert "no active number in IN" in err(client, SET, body(account), 1505)["detail"]
         else:
             assert set_masking(client, account, A, B)["mask"] == outcome
 

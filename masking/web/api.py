@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from masking import accounts, errors, service
 from masking.clock import iso_utc
-from masking.db import begin_write
+from masking.db import write_transaction
 from masking.errors import MaskingError
 from masking.phone import redact
 from masking.web.extensions import db, now as utcnow, settings
@@ -166,11 +166,10 @@ def auth_login(body: dict) -> Response:
     now = utcnow()
     # Read and write in one write transaction: on SQLite a read transaction that then writes
     # fails at once ("database is locked") when another connection wrote meanwhile.
-    begin_write(db.session())
-    account = accounts.check_token(db.session(), user_id, token)
-    g.api_account = account.user_id
-    ssid, row = accounts.open_session(db.session(), account, now, settings().ssid_ttl_seconds)
-    db.session.commit()
+    with write_transaction(db.session()):
+        account = accounts.check_token(db.session(), user_id, token)
+        g.api_account = account.user_id
+        ssid, row = accounts.open_session(db.session(), account, now, settings().ssid_ttl_seconds)
     return success("Logged in", {"ssid": ssid, "expires_at": iso_utc(row.expires_at)})
 
 
@@ -178,10 +177,9 @@ def auth_logout(body: dict) -> Response:
     ssid = body.get("ssid")
     if not isinstance(ssid, str) or not ssid:
         raise MaskingError(errors.INVALID_PARAMETERS, "ssid is required")
-    begin_write(db.session())  # as in auth_login: the read that decides the write, under the lock
-    _authenticated(body, write=False)
-    accounts.close_session(db.session(), ssid, utcnow())
-    db.session.commit()
+    with write_transaction(db.session()):  # as in auth_login: the read that decides the write
+        _authenticated(body, write=False)
+        accounts.close_session(db.session(), ssid, utcnow())
     return success("Logged out", {"ssid_revoked": True})
 
 
