@@ -53,15 +53,26 @@ def create_app(test_config: dict | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine)
 
-    logging.getLogger("masking").setLevel(app.config["LOG_LEVEL"])
+    _configure_logging(app.config["LOG_LEVEL"])
     app.wsgi_app = CaseInsensitiveApiPrefix(app.wsgi_app)
 
-    from masking.web import api, cli, health
+    from masking.web import api, cli, dashboard, health
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    dashboard.init_app(app)  # login, CSRF, security headers, the dashboard's blueprints
     cli.register(app)
     return app
+
+
+def _configure_logging(level: str) -> None:
+    """The ``masking`` loggers write to stderr (gunicorn's error log) unless the host app set them up."""
+    logger = logging.getLogger("masking")
+    logger.setLevel(level)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
 
 
 class CaseInsensitiveApiPrefix:

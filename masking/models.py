@@ -177,3 +177,154 @@ class ActivePair(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime)
 
     __table_args__ = (CheckConstraint("party_low < party_high", name="ordered"),)
+
+
+# ---------------------------------------------------------------- the dashboard's tables
+
+class Role:
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+    ALL = (AGENT, SUPERVISOR, ADMIN)
+
+
+class User(Base):
+    """A person who logs in to the dashboard.
+
+    ``session_epoch`` is part of the login session's identity (see ``get_id``): raising it
+    (password reset, disabling) ends every session the user has open, in every worker.
+    The Flask-Login protocol is implemented by duck typing, so this module needs no Flask.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)  # stored lower-case
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    __table_args__ = (CheckConstraint("role IN ('agent', 'supervisor', 'admin')", name="role"),)
+
+    # Flask-Login's user protocol.
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.disabled_at is None
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_epoch}"
+
+    def has_role(self, *roles: str) -> bool:
+        return self.role in roles
+
+
+class AttemptAction:
+    SET = "set"
+    UNSET = "unset"  # end now
+    EXTEND = "extend"
+    ALL = (SET, UNSET, EXTEND)
+
+
+class AttemptOutcome:
+    SUCCESS = "success"
+    ERROR = "error"  # the service answered with an error code
+    UNAVAILABLE = "unavailable"  # no usable answer: unreachable, timed out, or not the API
+    ALL = (SUCCESS, ERROR, UNAVAILABLE)
+
+
+class MaskAttempt(Base):
+    """The dashboard's own record of every call an agent made to the masking service.
+
+    One row per attempt (set, end now, extend), failed ones included: this is the
+    supervisors' history. A successful ``set`` row also follows its masking afterwards:
+    ``expires_at`` moves when it is extended, ``ended_at``/``ended_by_id`` say who ended it.
+    Numbers are E.164 when they could be normalised, else what was typed (at most 40
+    characters); the ``*_digits`` columns hold only the digits, for partial-number search.
+    """
+
+    __tablename__ = "mask_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    action: Mapped[str] = mapped_column(String(10))
+    m1: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    m2: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    mask: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    m1_digits: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    m2_digits: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    mask_digits: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    event_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    requested_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(12))
+    error_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error_message: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    masking_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the service's id
+    # unset/extend rows: the set row they acted on.
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("mask_attempts.id"), nullable=True)
+    # How a successful set ended (both NULL while live or once it simply expired).
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    end_note: Mapped[str | None] = mapped_column(String(120), nullable=True)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    ended_by: Mapped[User | None] = relationship(foreign_keys=[ended_by_id])
+
+    __table_args__ = (
+        CheckConstraint("action IN ('set', 'unset', 'extend')", name="action"),
+        CheckConstraint("outcome IN ('success', 'error', 'unavailable')", name="outcome"),
+        # History, newest first (keyset on id), by agent, by time, by outcome and code.
+        Index("ix_mask_attempts_created_at", "created_at", "id"),
+        Index("ix_mask_attempts_user_created", "user_id", "created_at", "id"),
+        Index("ix_mask_attempts_outcome", "outcome", "error_code", "created_at", "id"),
+        # An agent's live masks: successful sets not ended, by expiry.
+        Index("ix_mask_attempts_user_live", "user_id", "action", "outcome", "expires_at"),
+        Index("ix_mask_attempts_m1_digits", "m1_digits"),
+        Index("ix_mask_attempts_m2_digits", "m2_digits"),
+        Index("ix_mask_attempts_mask_digits", "mask_digits"),
+        Index("ix_mask_attempts_masking_id", "masking_id"),
+        Index("ix_mask_attempts_target_id", "target_id"),
+    )
+
+
+class AuditEntry(Base):
+    """Who did what to whom: admin actions, number reveals. ``actor_name`` survives the user."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)  # NULL: the CLI
+    actor_name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    detail: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+
+    __table_args__ = (
+        Index("ix_audit_log_at", "at", "id"),
+        Index("ix_audit_log_actor", "actor_id", "at"),
+        Index("ix_audit_log_action", "action", "at"),
+    )
+
+
+class LoginAttempt(Base):
+    """Failed dashboard logins, kept a short while for the rate limit (shared by all workers)."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str] = mapped_column(String(45))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ix_login_attempts_username_ip", "username", "ip", "at"),
+        Index("ix_login_attempts_ip", "ip", "at"),
+    )

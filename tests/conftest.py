@@ -229,3 +229,76 @@ def live_server(app, database_url):
     server = LiveServer(database_url)
     yield server
     server.stop()
+
+
+# ---------------------------------------------------------------- the whole stack, as `make run` serves it
+
+class LiveStack:
+    """`python -m masking.web.serve` (what `make run` runs): the public server on ``url`` and the
+    internal API server on ``internal_url``, over ``database_url``, on free ports."""
+
+    def __init__(self, database_url: str, extra_env: dict | None = None):
+        import socket
+        import subprocess
+        import sys
+        import time
+        from pathlib import Path
+
+        import requests
+
+        while True:  # two consecutive free ports: PORT and INTERNAL_API_PORT = PORT + 1
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
+            try:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", self.port + 1))
+                break
+            except OSError:
+                continue
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.internal_url = f"http://127.0.0.1:{self.port + 1}"
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "DATABASE_URL": database_url,
+               "SECRET_KEY": "live-stack-secret", "WEB_CONCURRENCY": "2", "LOG_LEVEL": "WARNING",
+               **(extra_env or {})}
+        env.pop("INTERNAL_API_PORT", None)
+        env.pop("MASKING_API_URL", None)
+        self.log_file = open(os.devnull, "w")
+        self.process = subprocess.Popen([sys.executable, "-m", "masking.web.serve"],
+                                        cwd=Path(__file__).resolve().parent.parent, env=env,
+                                        stdout=self.log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the launcher exited with {self.process.returncode}")
+            try:
+                if all(requests.get(u + "/healthz", timeout=1).status_code == 200
+                       for u in (self.url, self.internal_url)):
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the launcher's servers did not become healthy within 30 s")
+
+    def stop(self) -> int | None:
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except Exception:
+                self.process.kill()
+                self.process.wait()
+        self.log_file.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def live_stack(app, database_url):
+    """Public + internal API servers as `make run` starts them (the dashboard uses its built-in
+    API account on the internal server). Seed the database through ``app`` first."""
+    stack = LiveStack(database_url)
+    yield stack
+    stack.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from masking import accounts, pool, service
 from masking.clock import iso_utc
@@ -19,11 +19,11 @@ pool_cli = AppGroup("pool", help="Manage the pool of masking numbers.")
 api_user_cli = AppGroup("api-user", help="Manage API accounts (userId and token).")
 
 
-def _print_report(report: pool.ImportReport, what: str) -> None:
+def _print_report(report: pool.ImportReport, what: str, position: str = "line") -> None:
     click.echo(f"{what}: {len(report.added)} added, {len(report.already_present)} already in the pool, "
                f"{len(report.rejected)} rejected")
     for line, reason in report.rejected:
-        click.echo(f"  line {line}: {reason}", err=True)
+        click.echo(f"  {position} {line}: {reason}", err=True)
 
 
 @pool_cli.command("add")
@@ -33,7 +33,7 @@ def pool_add(numbers, status):
     """Add NUMBERS to the pool (any notation; national numbers use DEFAULT_REGION)."""
     report = pool.add_numbers(db.session(), numbers, utcnow(), settings().default_region, status)
     db.session.commit()
-    _print_report(report, "numbers")
+    _print_report(report, "numbers", "argument")
     if report.rejected:
         raise SystemExit(1)
 
@@ -79,7 +79,7 @@ def _set_status(number: str, status: str) -> None:
     try:
         row = pool.set_status(db.session(), number, status, settings().default_region)
     except (LookupError, ValueError) as exc:
-        raise click.ClickException(str(exc).strip("'\"")) from None
+        raise click.ClickException(exc.args[0]) from None
     db.session.commit()
     click.echo(f"{row.number} is now {row.status}")
 
@@ -131,7 +131,7 @@ def api_user_revoke(user_id):
     try:
         account = accounts.revoke_account(db.session(), user_id, utcnow())
     except LookupError as exc:
-        raise click.ClickException(str(exc).strip("'\"")) from None
+        raise click.ClickException(exc.args[0]) from None
     db.session.commit()
     click.echo(f"{account.user_id} ({account.name}) revoked at {iso_utc(account.revoked_at)}")
 
@@ -149,6 +149,7 @@ def api_user_list():
 
 
 @click.command("sweep")
+@with_appcontext  # a plain click command: app.cli alone (as in the test runner) pushes no app context
 def sweep_command():
     """Delete leases whose time has passed (housekeeping; expiry never waits for it)."""
     removed = service.sweep(db.session(), utcnow())
@@ -159,3 +160,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(pool_cli)
     app.cli.add_command(api_user_cli)
     app.cli.add_command(sweep_command)
+    from masking.web import users_cli  # the dashboard's users
+
+    users_cli.register(app)

@@ -1,0 +1,157 @@
+"""Every answer of the masking service, in plain words that say what to do next. No Flask.
+
+The dashboard shows these next to its form; supervisors' pages can reuse ``SHORT`` for
+labels of failure codes. ``Problem`` is what went wrong with one call (a service error
+code, or no usable answer at all); ``explain`` turns it into an ``Explanation``: the text,
+and the form field it is about (None: the whole request).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from .humanize import local_time, minutes_label, parse_iso_utc, phone, time_left
+
+# Kinds of problem.
+SERVICE_ERROR = "error"  # the service answered with an error code
+UNREACHABLE = "unreachable"
+TIMEOUT = "timeout"
+GARBLED = "garbled"  # something answered, but not the API
+MISCONFIGURED = "misconfigured"  # the dashboard has no usable URL or credentials
+
+# Short labels for lists and filters (supervisors' history).
+SHORT = {
+    1000: "invalid input",
+    1009: "service error",
+    1010: "service database down",
+    1014: "dashboard credentials refused",
+    1015: "dashboard not allowed",
+    1047: "unreadable request",
+    1501: "same numbers",
+    1502: "bad duration",
+    1503: "pair already masked",
+    1504: "could not save",
+    1505: "no number free",
+    1506: "mask not found",
+    1507: "bad end time",
+    1508: "wrong service address",
+    1509: "wrong service address",
+    1510: "request too large",
+    None: "service unreachable",
+}
+
+FIELD_NAMES = {"m1": "first number", "m2": "second number", "event_id": "reference", "expiry": "expiry"}
+_CONTACT_ADMIN = "Nothing was changed. Please contact an admin; this is not something you can fix from here."
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    code: int | None = None
+    message: str = ""
+    detail: str | None = None
+    data: dict | None = field(default=None, hash=False)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    text: str
+    field: str | None = None  # m1, m2, event_id, expiry, or None
+
+
+def short_label(code: int | None) -> str:
+    return SHORT.get(code, f"code {code}")
+
+
+def _field_of(detail: str | None) -> str | None:
+    if not detail:
+        return None
+    head = detail.split(" ", 1)[0]
+    return {"m1": "m1", "m2": "m2", "eventId": "event_id", "expiry_duration": "expiry",
+            "expiry_time": "expiry"}.get(head)
+
+
+def explain(problem: Problem, *, zone: ZoneInfo, now: datetime, action: str = "set",
+            m1: str | None = None, m2: str | None = None, max_minutes: int | None = None,
+            timeout_seconds: float | None = None) -> Explanation:
+    """Plain words for ``problem``, given what was asked (``action``: set, unset or extend)."""
+    nothing = "Nothing was masked." if action == "set" else "The mask was not changed."
+    if problem.kind == UNREACHABLE:
+        return Explanation(f"The masking service cannot be reached right now. {nothing} Try again in a minute; "
+                           "if it keeps happening, tell an admin.")
+    if problem.kind == TIMEOUT:
+        seconds = f" within {timeout_seconds:g} seconds" if timeout_seconds else " in time"
+        if action == "set":
+            return Explanation(f"The masking service did not answer{seconds}. The mask may or may not have been "
+                               "made: look at My active masks before trying again.")
+        return Explanation(f"The masking service did not answer{seconds}. Look at My active masks to see whether "
+                           "the change was made, then try again if needed.")
+    if problem.kind == GARBLED:
+        return Explanation("The address the dashboard uses for the masking service answers, but not as the masking "
+                           f"service. {_CONTACT_ADMIN}")
+    if problem.kind == MISCONFIGURED:
+        return Explanation(f"The dashboard is not set up to reach the masking service. {_CONTACT_ADMIN}")
+
+    code, detail, data = problem.code, problem.detail, problem.data or {}
+    if code == 1000:
+        which = _field_of(detail)
+        if which in ("m1", "m2"):
+            label = FIELD_NAMES[which].capitalize()
+            reason = detail.split(" ", 1)[1] if detail and " " in detail else "is not valid"
+            return Explanation(f"{label}: {reason}. Check the digits, and add the country code (+91 ...) "
+                               "for a number from abroad.", which)
+        if which == "event_id":
+            return Explanation("The reference is not accepted: use at most 255 characters.", "event_id")
+        if detail and any(word in detail for word in ("credential", "userId", "token", "ssid")):
+            return Explanation(f"The dashboard's connection to the masking service is missing its credentials. "
+                               f"{_CONTACT_ADMIN}")
+        return Explanation("The masking service did not accept the request" + (f" ({detail})" if detail else "") +
+                           ". Check what you typed and try again.")
+    if code == 1501:
+        same = f" ({phone(m1)})" if m1 else ""
+        return Explanation(f"Both numbers are the same{same}. Enter two different numbers.", "m2")
+    if code == 1502:
+        most = f" and {minutes_label(max_minutes)}" if max_minutes else ""
+        return Explanation(f"The duration must be a whole number of minutes between 1 minute{most}. "
+                           "Choose another duration.", "expiry")
+    if code == 1503:
+        expires = parse_iso_utc(data.get("expires_at"))
+        pair = f" {phone(m1)} and {phone(m2)}" if m1 and m2 else ""
+        if expires is not None:
+            behind = f" behind {phone(data['mask'])}" if data.get("mask") else ""
+            return Explanation(
+                f"These two numbers{pair} are already masked{behind} until {local_time(expires, zone, now)} "
+                f"({time_left(expires, now)}); end that mask first or wait.")
+        return Explanation(f"These two numbers{pair} already have an active mask; end that mask first or wait "
+                           "until it expires.")
+    if code == 1504:
+        return Explanation(f"The masking service could not save the mask. {nothing} Try again; if it happens again, "
+                           "tell an admin.")
+    if code == 1505:
+        return Explanation("No masking number is free for these two numbers right now: every number in the pool is "
+                           "already in use by one of them. End one of their other masks, or ask an admin to add "
+                           "numbers to the pool.")
+    if code == 1506:
+        return Explanation("This mask is no longer active: it has already ended or expired. It has been taken off "
+                           "your list.")
+    if code == 1507:
+        most = f" and at most {minutes_label(max_minutes)} from now" if max_minutes else ""
+        return Explanation(f"The end time must be in the future{most}. Pick another time.", "expiry")
+    if code == 1009:
+        return Explanation(f"The masking service had an unexpected problem. {nothing} Try again in a moment; if it "
+                           "keeps happening, tell an admin.")
+    if code == 1010:
+        return Explanation(f"The masking service cannot reach its database right now. {nothing} Wait a minute and "
+                           "try again.")
+    if code == 1014:
+        return Explanation(f"The masking service refused the dashboard's credentials. {_CONTACT_ADMIN}")
+    if code == 1015:
+        return Explanation(f"The dashboard's account at the masking service may not create or change masks. "
+                           f"{_CONTACT_ADMIN}")
+    if code in (1047, 1508, 1509, 1510):
+        return Explanation(f"The dashboard and the masking service do not understand each other (code {code}). "
+                           f"{_CONTACT_ADMIN}")
+    message = f": {problem.message}" if problem.message else ""
+    return Explanation(f"The masking service refused the request (code {code}{message}). {nothing} "
+                       "If this keeps happening, tell an admin.")

@@ -1,0 +1,270 @@
+"""The agent's page: mask two numbers, see and manage one's own live masks.
+
+Every call goes to the masking service through ``service_client`` (HTTP); every attempt is
+recorded in ``mask_attempts`` (the supervisors' history), failures included. Refusals are
+shown as 200 partials in plain words (``masking.explain``) with the typed input kept.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, request, url_for
+from flask_login import current_user
+
+from masking import attempts, explain
+from masking.humanize import local_time, parse_iso_utc, phone, time_left
+from masking.models import AttemptAction, AttemptOutcome, MaskAttempt, Role
+from masking.phone import PhoneNumberError, normalise
+from masking.web.auth import passive, role_required
+from masking.web.dashboard import nav_item
+from masking.web.extensions import db, now, settings
+from masking.web.htmx import is_htmx, redirect_to, render
+from masking.web.service_client import ServiceProblem, call
+
+bp = Blueprint("agent", __name__)
+EVERYONE = Role.ALL
+nav_item("agent.index", "Masks", *EVERYONE)
+
+QUICK_EXPIRIES = [(15, "15 min"), (60, "1 hour"), (240, "4 hours"), (1440, "24 hours")]
+EXPIRY_CHOICES = {str(minutes) for minutes, _ in QUICK_EXPIRIES} | {"custom", "until"}
+DEFAULT_EXPIRY = "60"
+PHONE_FIELDS = {"m1": "First number", "m2": "Second number"}
+
+
+@dataclass
+class MaskForm:
+    """What the agent typed, kept as typed so that nothing is lost on an error."""
+
+    m1: str = ""
+    m2: str = ""
+    expiry: str = DEFAULT_EXPIRY
+    custom_minutes: str = ""
+    until: str = ""
+    event_id: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+    checked: dict[str, str] = field(default_factory=dict)  # field -> normalised number
+
+    @classmethod
+    def from_request(cls) -> "MaskForm":
+        values = request.form
+        expiry = values.get("expiry", DEFAULT_EXPIRY)
+        return cls(m1=values.get("m1", "").strip()[:64], m2=values.get("m2", "").strip()[:64],
+                   expiry=expiry if expiry in EXPIRY_CHOICES else DEFAULT_EXPIRY,
+                   custom_minutes=values.get("custom_minutes", "").strip()[:12],
+                   until=values.get("until", "").strip()[:32], event_id=values.get("event_id", "").strip()[:255])
+
+    def expiry_request(self) -> tuple[dict[str, Any], int | None]:
+        """The expiry fields for Masking/set and the minutes asked (None for an end time).
+        A form error goes to ``errors['expiry']`` (the request is then not sent)."""
+        if self.expiry == "custom":
+            text = self.custom_minutes
+            if not text.isdigit() or int(text) < 1:
+                self.errors["expiry"] = "Enter the number of minutes as a whole number, 1 or more."
+                return {}, None
+            return {"expiry_duration": int(text)}, int(text)
+        if self.expiry == "until":
+            try:
+                local = datetime.strptime(self.until, "%Y-%m-%dT%H:%M")
+            except ValueError:
+                self.errors["expiry"] = "Enter the end date and time (for example 2026-11-27 18:30)."
+                return {}, None
+            return {"expiry_time": local.replace(tzinfo=settings().zone).isoformat()}, None
+        return {"expiry_duration": int(self.expiry)}, int(self.expiry)
+
+    def check_phones(self) -> None:
+        for name in PHONE_FIELDS:
+            value = getattr(self, name)
+            if value:
+                try:
+                    self.checked[name] = normalise(value, settings().default_region)
+                except PhoneNumberError:
+                    pass
+
+
+def _context(**extra) -> dict:
+    context = {"quick_expiries": QUICK_EXPIRIES, "form": MaskForm(), "result": None, "problem": None,
+               "notice": None, "notice_is_error": False}
+    context.update(extra)
+    if not is_htmx() or "masks" not in context:
+        context.setdefault("masks", attempts.active_for_user(db.session(), current_user.id, now()))
+    return context
+
+
+@bp.get("/")
+@role_required(*EVERYONE)
+def index():
+    return render("agent/index.html", **_context())
+
+
+@bp.post("/validate/<name>")
+@role_required(*EVERYONE)
+def validate_phone(name: str):
+    """The inline check of one phone field, with the service's own validator."""
+    if name not in PHONE_FIELDS:
+        abort(404)
+    value = (request.form.get(name) or "").strip()
+    normalised, error = None, None
+    if value:
+        try:
+            normalised = normalise(value, settings().default_region)
+        except PhoneNumberError as exc:
+            error = f"{PHONE_FIELDS[name]} {exc}. Check the digits, or add the country code (+91 ...)."
+    return render("agent/_phone_check.html", "agent/_phone_check.html", name=name, value=value,
+                  normalised=normalised, error=error)
+
+
+@bp.post("/masks")
+@role_required(*EVERYONE)
+def create():
+    form = MaskForm.from_request()
+    form.check_phones()
+    expiry, minutes = form.expiry_request()
+    if form.errors:  # not sent to the service: nothing to record
+        return _panel(form)
+    moment = now()
+    stored = {name: attempts.stored_number(getattr(form, name), settings().default_region) for name in PHONE_FIELDS}
+    try:
+        data = call("set", form.m1, form.m2, event_id=form.event_id or None, **expiry)
+    except ServiceProblem as exc:
+        problem = exc.problem
+        attempts.record(db.session(), user_id=current_user.id, action=AttemptAction.SET, now=moment,
+                        outcome=_outcome(problem), m1=stored["m1"], m2=stored["m2"], event_id=form.event_id,
+                        requested_minutes=minutes, error_code=problem.code,
+                        error_message=_message(problem))
+        db.session.commit()
+        explanation = _explain(problem, "set", stored["m1"], stored["m2"])
+        if explanation.field:
+            form.errors[explanation.field] = explanation.text
+        return _panel(form, problem=explanation)
+
+    data = data or {}
+    attempt = attempts.record(
+        db.session(), user_id=current_user.id, action=AttemptAction.SET, now=moment, outcome=AttemptOutcome.SUCCESS,
+        m1=data.get("m1") or stored["m1"], m2=data.get("m2") or stored["m2"], mask=data.get("mask"),
+        event_id=form.event_id, requested_minutes=minutes, expires_at=parse_iso_utc(data.get("expires_at")),
+        masking_id=data.get("id") if isinstance(data.get("id"), int) else None)
+    db.session.commit()
+    fresh = MaskForm(expiry=form.expiry, custom_minutes=form.custom_minutes, until=form.until)
+    response = _panel(fresh, result=attempt)
+    response.headers["HX-Trigger"] = "masks-changed"
+    return response
+
+
+@bp.get("/masks/mine")
+@role_required(*EVERYONE)
+@passive
+def my_masks():
+    return render("agent/index.html", "agent/_masks.html", **_context(
+        masks=attempts.active_for_user(db.session(), current_user.id, now())))
+
+
+@bp.post("/masks/<int:attempt_id>/end")
+@role_required(*EVERYONE)
+def end(attempt_id: int):
+    target = _own_mask(attempt_id)
+    notice, is_error = _change(target, AttemptAction.UNSET, None)
+    return _masks(notice, is_error)
+
+
+@bp.post("/masks/<int:attempt_id>/extend")
+@role_required(*EVERYONE)
+def extend(attempt_id: int):
+    target = _own_mask(attempt_id)
+    text = (request.form.get("minutes") or "").strip()
+    if not text.isdigit() or not 1 <= int(text) <= settings().max_expiry_minutes:
+        return _masks(f"Choose how long the mask for {phone(target.mask)} should last from now.", True)
+    notice, is_error = _change(target, AttemptAction.EXTEND, int(text))
+    return _masks(notice, is_error)
+
+
+# ---------------------------------------------------------------- helpers
+
+def _own_mask(attempt_id: int) -> MaskAttempt:
+    target = attempts.own_set(db.session(), current_user.id, attempt_id)
+    if target is None:
+        abort(404)
+    return target
+
+
+def _change(target: MaskAttempt, action: str, minutes: int | None) -> tuple[str, bool]:
+    """End or extend ``target`` at the service and record it; returns (notice, is_error)."""
+    label = phone(target.mask)
+    if attempts.status(target, now()) != attempts.ACTIVE:
+        return f"The mask on {label} is no longer active.", False
+    moment = now()
+    extra = {"expiry_duration": minutes} if minutes is not None else {}
+    try:
+        data = call("unset", mask=target.mask, m1=target.m1, m2=target.m2, **extra) or {}
+    except ServiceProblem as exc:
+        problem = exc.problem
+        attempts.record(db.session(), user_id=current_user.id, action=action, now=moment, outcome=_outcome(problem),
+                        m1=target.m1, m2=target.m2, mask=target.mask, requested_minutes=minutes,
+                        error_code=problem.code, error_message=_message(problem), masking_id=target.masking_id,
+                        target=target)
+        if problem.code == 1506:
+            _reconcile(target)
+        db.session.commit()
+        return f"{label}: " + _explain(problem, action, target.m1, target.m2).text, True
+
+    changed = (data.get("maskings") or [{}])[0]
+    if action == AttemptAction.UNSET:
+        attempts.mark_ended(target, moment, by_user_id=current_user.id)
+        new_expiry = None
+        notice = f"The mask on {label} has ended."
+    else:
+        new_expiry = parse_iso_utc(changed.get("expires_at")) or target.expires_at
+        target.expires_at = new_expiry
+        notice = (f"The mask on {label} now ends at {local_time(new_expiry, settings().zone, moment)} "
+                  f"({time_left(new_expiry, moment)}).")
+    attempts.record(db.session(), user_id=current_user.id, action=action, now=moment,
+                    outcome=AttemptOutcome.SUCCESS, m1=target.m1, m2=target.m2, mask=target.mask,
+                    requested_minutes=minutes, expires_at=new_expiry, masking_id=target.masking_id, target=target)
+    db.session.commit()
+    return notice, False
+
+
+def _reconcile(target: MaskAttempt) -> None:
+    """The service says the mask is gone: learn how (Masking/get, where the service has it)."""
+    moment = now()
+    try:
+        data = call("get", target.masking_id) if target.masking_id else None
+    except ServiceProblem:
+        data = None
+    status = (data or {}).get("status")
+    if status == "expired" and parse_iso_utc(data.get("expires_at")):
+        target.expires_at = parse_iso_utc(data["expires_at"])
+    elif status != "active":
+        ended = parse_iso_utc((data or {}).get("ended_at")) or moment
+        attempts.mark_ended(target, ended, by_user_id=None, note="ended outside the dashboard")
+
+
+def _outcome(problem: explain.Problem) -> str:
+    return AttemptOutcome.ERROR if problem.kind == explain.SERVICE_ERROR else AttemptOutcome.UNAVAILABLE
+
+
+def _message(problem: explain.Problem) -> str:
+    if problem.kind == explain.SERVICE_ERROR:
+        return problem.message + (f": {problem.detail}" if problem.detail else "")
+    return f"{problem.kind}: {problem.detail or ''}".strip(": ")
+
+
+def _explain(problem: explain.Problem, action: str, m1: str | None, m2: str | None) -> explain.Explanation:
+    return explain.explain(problem, zone=settings().zone, now=now(), action=action, m1=m1, m2=m2,
+                           max_minutes=settings().max_expiry_minutes,
+                           timeout_seconds=current_app.config["MASKING_API_READ_TIMEOUT"])
+
+
+def _panel(form: MaskForm, **extra):
+    return render("agent/index.html", "agent/_panel.html", **_context(form=form, **extra))
+
+
+def _masks(notice: str, is_error: bool):
+    if not is_htmx():
+        flash(notice, "error" if is_error else "info")
+        return redirect_to(url_for("agent.index"))
+    return render("agent/index.html", "agent/_masks.html", **_context(
+        masks=attempts.active_for_user(db.session(), current_user.id, now()), notice=notice,
+        notice_is_error=is_error))
+

@@ -1,0 +1,171 @@
+"""The dashboard's foundation: security, sessions, templates, navigation. ``init_app`` wires it.
+
+Conventions for every dashboard blueprint (auth, agent, and later supervisor, admin):
+
+* **One blueprint per area** in ``masking/web/<area>.py``; views stay thin and call the
+  plain-Python rules in ``masking/`` (users, attempts, audit, explain, humanize). Register it
+  in ``BLUEPRINTS`` below.
+* **Roles on the server, on every route**: decorate each view with
+  ``@role_required(*roles)`` from ``masking.web.auth`` (logged out: to the login page, or
+  ``HX-Redirect`` for htmx; wrong role: 403). The decorator records the roles on the view
+  (``view.allowed_roles``) and ``tests/test_dashboard_auth.py`` walks every rule of every
+  blueprint with every role, so a new route without it fails the suite. A background view
+  (polling) that must not count as activity for the idle timeout is also marked
+  ``@passive``.
+* **Templates**: pages and their partials in one folder per blueprint
+  (``templates/<area>/index.html``, ``templates/<area>/_rows.html``); pages extend
+  ``base.html``. Render with ``masking.web.htmx.render(page, partial, ...)``: the partial for
+  htmx, the page otherwise. Expected errors are 200 partials (htmx 2 swaps no 4xx).
+* **Navigation**: ``nav_item(endpoint, label, *roles)`` adds a link to the header for those
+  roles (shown only once the endpoint exists).
+* **No inline script or style**: the Content-Security-Policy forbids them. Behaviour goes in
+  ``static/js/app.js`` (event delegation on ``data-*`` attributes), looks in
+  ``static/css/app.css``. htmx is ``static/vendor/htmx.min.js``, copied from the npm package
+  by ``make install``; htmx settings live in ``<meta name="htmx-config">`` of ``base.html``.
+* **CSRF** on every POST: forms carry ``{{ csrf_token() }}`` in a hidden ``csrf_token``
+  field; htmx requests carry it in ``X-CSRFToken`` (``app.js`` reads ``<meta name="csrf-token">``).
+  The API blueprint is exempt (its credentials are in the body).
+* **Times** are naive UTC in the database; show them with the filters ``localtime``,
+  ``localdatetime``, ``timeleft`` (zone: ``TIMEZONE``); numbers with ``phone``.
+* **The masking service** is reached only through ``masking.web.service_client.call``.
+
+Settings: ``SESSION_IDLE_MINUTES`` (30), ``SESSION_COOKIE_SECURE`` (false; set true behind
+HTTPS), plus those of ``masking.web.service_client``.
+"""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from flask import Flask, Response, current_app, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from masking import humanize
+from masking.web import htmx as htmx_helpers
+from masking.web import service_client
+from masking.web.extensions import now, settings
+
+csrf = CSRFProtect()
+
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+
+# (endpoint, label, roles) in header order; see nav_item().
+NAV: list[tuple[str, str, tuple[str, ...]]] = []
+
+
+def nav_item(endpoint: str, label: str, *roles: str) -> None:
+    if not any(item[0] == endpoint for item in NAV):
+        NAV.append((endpoint, label, roles))
+
+
+def _truthy(value) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def configure(app: Flask) -> None:
+    config = app.config
+    for key in ("SESSION_IDLE_MINUTES", "SESSION_COOKIE_SECURE"):
+        if key not in config and os.environ.get(key):
+            config[key] = os.environ[key]
+    config["SESSION_IDLE_MINUTES"] = int(config.get("SESSION_IDLE_MINUTES") or 30)
+    config["SESSION_COOKIE_SECURE"] = _truthy(config.get("SESSION_COOKIE_SECURE", False))
+    config.setdefault("SESSION_COOKIE_NAME", "masking_session")
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    # The cookie's signature is refused after this, whatever the activity; idleness is checked
+    # separately (masking.web.auth) so that background polling does not keep a session alive.
+    config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=12))
+    config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
+    config.setdefault("WTF_CSRF_SSL_STRICT", True)
+    service_client.configure(app)
+
+
+def init_app(app: Flask) -> None:
+    configure(app)
+    from masking.web import agent, api, auth
+
+    csrf.init_app(app)
+    csrf.exempt(api.bp)
+    htmx_helpers.htmx.init_app(app)
+    auth.login_manager.init_app(app)
+
+    for blueprint in (auth.bp, agent.bp):
+        app.register_blueprint(blueprint)
+
+    app.add_template_filter(lambda m: humanize.local_time(m, settings().zone, now()), "localtime")
+    app.add_template_filter(lambda m: humanize.local_datetime(m, settings().zone), "localdatetime")
+    app.add_template_filter(lambda m: humanize.time_left(m, now()), "timeleft")
+    app.add_template_filter(humanize.phone, "phone")
+    app.context_processor(_template_globals)
+    app.after_request(_security_headers)
+    app.register_error_handler(CSRFError, _csrf_failed)
+    for code in (403, 404, 405):
+        app.register_error_handler(code, _error_page)
+
+
+def _template_globals() -> dict:
+    from flask_login import current_user
+
+    nav = []
+    if current_user.is_authenticated:
+        nav = [(endpoint, label) for endpoint, label, roles in NAV
+               if current_user.role in roles and endpoint in current_app.view_functions]
+    return {"nav": nav, "timezone_name": settings().timezone}
+
+
+def _is_dashboard_response() -> bool:
+    return request.blueprint != "api"
+
+
+def _security_headers(response: Response) -> Response:
+    if not _is_dashboard_response():
+        return response
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    if response.mimetype == "text/html":
+        headers.setdefault("Cache-Control", "no-store")  # pages carry phone numbers
+        response.vary.add("HX-Request")
+    return response
+
+
+def _csrf_failed(error: CSRFError):
+    from flask_login import current_user
+
+    from masking.web.auth import login_url
+
+    if htmx_helpers.is_htmx():
+        # The page is stale (new session, token rotated) or the session is gone: reload it.
+        if not current_user.is_authenticated:
+            return htmx_helpers.redirect_to(login_url(htmx_helpers.current_path()))
+        return Response(status=200, headers={"HX-Refresh": "true", "Vary": "HX-Request"})
+    return render_template("error.html", code=400, title="This form has expired",
+                           message="The page was open too long or the session ended. Go back, reload the page and "
+                                   "try again."), 400
+
+
+_ERRORS = {
+    403: ("Not allowed", "Your role does not give access to this page."),
+    404: ("Not found", "There is nothing at this address."),
+    405: ("Not allowed", "This address does not take this kind of request."),
+}
+
+
+def _error_page(error):
+    code = getattr(error, "code", 500)
+    if request.blueprint == "api":
+        return error
+    title, message = _ERRORS.get(code, ("Error", "Something went wrong."))
+    return render_template("error.html", code=code, title=title, message=message), code

@@ -1,0 +1,112 @@
+"""``python -m masking.web.serve``: what ``make run`` runs. Two gunicorn masters, one command.
+
+* public:   HOST:PORT (127.0.0.1:5000), everything: the dashboard, the API, /healthz.
+* internal: 127.0.0.1:INTERNAL_API_PORT (PORT+1), only the API (``internal_api_app``).
+
+The dashboard calls the masking service over HTTP; by default that service is this app.
+If it called its own public server, a burst of agents could occupy every public thread
+while each waits for an API call that needs a free public thread: a deadlock until the
+timeouts fire. The internal server's threads only ever serve API calls, which never call
+out, so they always make progress and every agent gets an answer.
+
+Both masters read gunicorn.conf.py (workers, threads, timeouts from the environment); the
+launcher only sets HOST and PORT for each. It forwards SIGINT/SIGTERM to both and exits
+(stopping the other) as soon as either one exits.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+API_PREFIXES = ("/api/", "/healthz")
+
+
+def internal_api_app():
+    """The app with every path but the API and /healthz answered 404 (for the internal server)."""
+    from app import create_app
+
+    app = create_app()
+    inner = app.wsgi_app
+
+    def only_api(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.lower().startswith(API_PREFIXES):
+            return inner(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"The internal server serves only the API.\n"]
+
+    app.wsgi_app = only_api
+    return app
+
+
+def _first_run_hint(host: str, port: str) -> None:
+    try:
+        from app import create_app
+        from masking import users
+        from masking.web.extensions import db
+
+        app = create_app()
+        with app.app_context():
+            empty = users.count(db.session()) == 0
+            db.engine.dispose()
+    except Exception as exc:  # the servers will report a broken setup themselves
+        print(f"serve: could not check for users ({exc.__class__.__name__})", file=sys.stderr)
+        return
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    print(f"\n  Dashboard: http://{shown_host}:{port}/", file=sys.stderr)
+    if empty:
+        print("  No users yet. Create the first admin (it asks for a password):\n"
+              "      .venv/bin/flask --app app users create admin --role admin\n", file=sys.stderr)
+
+
+def main() -> int:
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = os.environ.get("PORT", "5000")
+    internal_port = os.environ.get("INTERNAL_API_PORT") or str(int(port) + 1)
+    base_env = {**os.environ, "INTERNAL_API_PORT": internal_port}
+    gunicorn = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"]
+
+    _first_run_hint(host, port)
+    children = [
+        subprocess.Popen(gunicorn + ["masking.web.serve:internal_api_app()"], cwd=ROOT,
+                         env={**base_env, "HOST": "127.0.0.1", "PORT": internal_port}),
+        subprocess.Popen(gunicorn, cwd=ROOT, env={**base_env, "HOST": host, "PORT": port}),
+    ]
+    stopping = {"signal": None}
+
+    def forward(signum, _frame):
+        stopping["signal"] = signum
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.2)
+    finally:
+        for child in children:  # one exited (or we were told to stop): stop the other too
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + 20
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    if stopping["signal"] is not None:
+        return 0
+    codes = [child.returncode for child in children]
+    return next((code for code in codes if code), 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+// The dashboard's only script (the Content-Security-Policy allows no inline code).
+// Behaviour hangs on data-* attributes through event delegation, so it also works on
+// content htmx swaps in later.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  // Every htmx request carries the CSRF token in a header (Flask-WTF reads X-CSRFToken).
+  document.addEventListener("htmx:configRequest", function (event) {
+    event.detail.headers["X-CSRFToken"] = csrfToken();
+  });
+
+  // Background refreshes ([data-poll]) wait while the user is working inside that element,
+  // so a refresh never pulls a select or a button from under the keyboard focus.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt && elt.hasAttribute && elt.hasAttribute("data-poll") && event.detail.requestConfig &&
+        event.detail.requestConfig.verb === "get" && elt.contains(document.activeElement)) {
+      event.preventDefault();
+    }
+  });
+
+  // After a swap, move the focus where the server asked (the field to fix, the copy button).
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.elt;
+    var wanted = target && target.querySelector ? target.querySelector("[data-autofocus]") : null;
+    if (wanted) {
+      wanted.focus();
+    }
+  });
+
+  // Network failures and unexpected server errors: say so instead of doing nothing.
+  function showProblem(text) {
+    var banner = document.getElementById("connection-problem");
+    if (!banner) { return; }
+    banner.textContent = text;
+    banner.hidden = false;
+  }
+  function hideProblem() {
+    var banner = document.getElementById("connection-problem");
+    if (banner) { banner.hidden = true; }
+  }
+  document.addEventListener("htmx:sendError", function () {
+    showProblem("The dashboard cannot be reached. Check your network connection; what you typed is still here.");
+  });
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    if (status === 403) {
+      showProblem("You are not allowed to do that with your role.");
+    } else if (status === 404) {
+      showProblem("That item no longer exists. Reload the page to see the current state.");
+    } else {
+      showProblem("Something went wrong on the server (" + status + "). Try again; if it keeps happening, tell an admin.");
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.successful) { hideProblem(); }
+  });
+
+  // Copy buttons: data-copy="text".
+  function fallbackCopy(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "offscreen";
+    document.body.appendChild(area);
+    area.select();
+    var ok = false;
+    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+    document.body.removeChild(area);
+    return ok ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
+  function copy(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).catch(function () { return fallbackCopy(text); });
+    }
+    return fallbackCopy(text);
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-copy]") : null;
+    if (!button) { return; }
+    var text = button.getAttribute("data-copy");
+    var label = button.textContent;
+    copy(text).then(function () {
+      button.textContent = "Copied";
+      var status = button.parentNode.querySelector(".copied");
+      if (status) { status.textContent = text + " copied"; }
+    }, function () {
+      button.textContent = "Select and copy by hand";
+    }).finally(function () {
+      window.setTimeout(function () { button.textContent = label; }, 2000);
+    });
+  });
+})();

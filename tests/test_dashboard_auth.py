@@ -1,0 +1,335 @@
+"""The dashboard's foundation: login, roles on every URL, idle timeout, htmx redirects,
+rate limit, `next` safety, CSRF, security headers, the htmx asset."""
+import json
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Blueprint
+
+from app import create_app
+from masking.web.auth import role_required
+from masking.web.dashboard import CONTENT_SECURITY_POLICY
+from masking.web.extensions import db
+from tests.dashboard_helpers import (HX, PASSWORD, ROLES, assert_no_inline_code, csrf_from, logged_in_client, login,
+                                     make_user)
+
+ROOT = Path(__file__).resolve().parent.parent
+# Blueprints of the dashboard; every rule in them must declare its roles (role_required).
+DASHBOARD_BLUEPRINTS = ("auth", "agent", "supervisor", "admin")
+PUBLIC_ENDPOINTS = {"auth.login", "auth.logout"}
+
+
+@pytest.fixture
+def app(app):
+    app.config["WTF_CSRF_ENABLED"] = False  # CSRF is tested with its own app below
+    return app
+
+
+def _is_login_redirect(response) -> bool:
+    return response.status_code in (302, 303) and urlsplit(response.headers["Location"]).path == "/login"
+
+
+# ---------------------------------------------------------------- every URL, every role
+
+def _dashboard_rules(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.split(".")[0] in DASHBOARD_BLUEPRINTS and rule.endpoint not in PUBLIC_ENDPOINTS:
+            yield rule
+
+
+def _url(rule) -> str:
+    values = {arg: 999999 if rule._converters[arg].__class__.__name__ == "IntegerConverter" else "m1"
+              for arg in rule.arguments}
+    return rule.build(values, append_unknown=False)[1]
+
+
+def test_every_dashboard_route_declares_its_roles(app):
+    rules = list(_dashboard_rules(app))
+    assert rules, "no dashboard routes found"
+    for rule in rules:
+        view = app.view_functions[rule.endpoint]
+        assert getattr(view, "allowed_roles", None), f"{rule.endpoint} has no @role_required"
+
+
+def test_walk_every_url_with_every_role_and_none(app):
+    clients = {role: logged_in_client(app, role) for role in ROLES}
+    clients[None] = app.test_client()
+    checked = 0
+    for rule in _dashboard_rules(app):
+        allowed = app.view_functions[rule.endpoint].allowed_roles
+        url = _url(rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            for role, client in clients.items():
+                response = client.open(url, method=method)
+                where = f"{method} {url} as {role}"
+                if role is None:
+                    assert _is_login_redirect(response), where
+                    htmx = client.open(url, method=method, headers=HX)
+                    assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith("/login"), where
+                elif role not in allowed:
+                    assert response.status_code == 403, where
+                else:
+                    assert response.status_code not in (401, 403) and not _is_login_redirect(response), where
+                    if method == "GET" and not rule.arguments:
+                        assert response.status_code == 200, where
+                        assert_no_inline_code(response.get_data(as_text=True))
+                checked += 1
+    assert checked >= 4 * 6
+
+
+def test_role_required_answers_403_for_other_roles(database_url, clock):
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x", "CLOCK": clock,
+                      "WTF_CSRF_ENABLED": False})
+    extra = Blueprint("only_admins", __name__)
+
+    @extra.get("/only-admins")
+    @role_required("admin")
+    def only_admins():
+        return "admins only"
+
+    app.register_blueprint(extra)
+    agent, admin = logged_in_client(app, "agent"), logged_in_client(app, "admin")
+    assert agent.get("/only-admins").status_code == 403
+    assert "Not allowed" in agent.get("/only-admins").get_data(as_text=True)
+    assert admin.get("/only-admins").get_data(as_text=True) == "admins only"
+    with pytest.raises(ValueError):
+        role_required("boss")
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_root_logged_out_leads_to_login(client):
+    response = client.get("/")
+    assert response.status_code == 302 and response.headers["Location"] == "/login"
+    assert client.get("/", follow_redirects=True).request.path == "/login"
+
+
+# ---------------------------------------------------------------- login, first run, logout
+
+def test_first_run_notice_only_without_users(app, client):
+    page = client.get("/login").get_data(as_text=True)
+    assert "No users yet" in page and "flask --app app users create USERNAME --role admin" in page
+    make_user(app, "asha", "admin")
+    assert "No users yet" not in client.get("/login").get_data(as_text=True)
+
+
+def test_login_and_logout(app, client):
+    make_user(app, "asha", "agent")
+    wrong = login(client, "asha", "not-the-password")
+    assert wrong.status_code == 200 and "Wrong username or password" in wrong.get_data(as_text=True)
+    assert 'value="asha"' in wrong.get_data(as_text=True)  # the username is kept
+    assert client.get("/").status_code == 302
+    ok = login(client, "asha")
+    assert ok.status_code == 303 and ok.headers["Location"] == "/"
+    page = client.get("/").get_data(as_text=True)
+    assert "asha" in page and "(agent)" in page and "Log out" in page
+    assert client.get("/login").status_code == 303  # already logged in
+    out = client.post("/logout")
+    assert out.status_code == 303 and out.headers["Location"] == "/login"
+    assert client.get("/").status_code == 302
+
+
+def test_unknown_user_and_disabled_user_cannot_log_in(app, client, runner):
+    make_user(app, "asha", "agent")
+    assert login(client, "nobody").status_code == 200
+    runner.invoke(args=["users", "disable", "asha"])
+    assert "Wrong username or password" in login(client, "asha").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("target, expected", [
+    ("/masks/mine", "/masks/mine"),
+    ("/?a=1", "/?a=1"),
+    ("//evil.example/", "/"),
+    ("https://evil.example/", "/"),
+    ("/\\evil.example", "/"),
+    ("javascript:alert(1)", "/"),
+    ("/%0d%0aSet-Cookie:x", "/%0d%0aSet-Cookie:x"),
+    ("\n/x", "/"),
+    ("", "/"),
+])
+def test_next_only_to_a_path_on_this_site(app, client, target, expected):
+    make_user(app, "asha", "agent")
+    response = login(client, "asha", next=target)
+    assert response.status_code == 303
+    assert response.headers["Location"] == expected
+
+
+def test_login_page_carries_next_from_the_redirect(app, client):
+    make_user(app, "asha", "agent")
+    response = client.get("/masks/mine")
+    assert response.headers["Location"] == "/login?next=%2Fmasks%2Fmine"
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'name="next" value="/masks/mine"' in page
+
+
+# ---------------------------------------------------------------- rate limit
+
+def test_login_rate_limit_per_username_and_address(app, client, clock):
+    make_user(app, "asha", "agent")
+    for _ in range(5):
+        assert login(client, "asha", "wrong-password-x").status_code == 200
+    blocked = login(client, "asha")  # even the right password
+    assert blocked.status_code == 429
+    assert "Too many failed attempts" in blocked.get_data(as_text=True)
+    # Held in the database: another app (another worker) over the same database agrees.
+    other_worker = create_app({"TESTING": True, "DATABASE_URL": app.config["DATABASE_URL"], "SECRET_KEY": "x",
+                               "CLOCK": clock, "WTF_CSRF_ENABLED": False})
+    assert login(other_worker.test_client(), "asha").status_code == 429
+    with other_worker.app_context():
+        db.engine.dispose()
+    # Another address is not blocked for this username.
+    other_address = app.test_client()
+    response = other_address.post("/login", data={"username": "asha", "password": PASSWORD},
+                                  environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert response.status_code == 303
+    clock.advance(minutes=6)
+    assert login(client, "asha").status_code == 303
+
+
+def test_a_success_clears_earlier_failures(app, client):
+    make_user(app, "asha", "agent")
+    for _ in range(4):
+        login(client, "asha", "wrong-password-x")
+    assert login(client, "asha").status_code == 303
+    client.post("/logout")
+    for _ in range(4):
+        assert login(client, "asha", "wrong-password-x").status_code == 200
+    assert login(client, "asha").status_code == 303
+
+
+# ---------------------------------------------------------------- idle timeout and htmx
+
+def test_idle_session_ends_and_htmx_gets_hx_redirect(app, clock):
+    client = logged_in_client(app, "agent")
+    clock.advance(minutes=29)
+    assert client.get("/").status_code == 200
+    clock.advance(minutes=31)
+    response = client.get("/masks/mine", headers={**HX, "HX-Current-URL": "http://localhost/?x=1"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/login?next=%2F%3Fx%3D1"
+    assert response.get_data() == b""  # nothing for htmx to swap into a fragment
+    assert "HX-Request" in response.headers.get("Vary", "")
+    page = client.get("/login").get_data(as_text=True)
+    assert "Your session ended after a while without activity" in page
+
+
+def test_polling_does_not_keep_a_session_alive(app, clock):
+    client = logged_in_client(app, "agent")
+    for _ in range(2):
+        clock.advance(minutes=12)
+        assert client.get("/masks/mine", headers=HX).status_code == 200  # passive: not activity
+    clock.advance(minutes=12)
+    assert client.get("/masks/mine", headers=HX).status_code == 401  # 36 min without activity
+
+
+def test_idle_minutes_are_configurable(database_url, clock):
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x", "CLOCK": clock,
+                      "WTF_CSRF_ENABLED": False, "SESSION_IDLE_MINUTES": "5"})
+    client = logged_in_client(app, "agent")
+    clock.advance(minutes=6)
+    assert client.get("/").status_code == 302
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_htmx_partials_vary_on_hx_request(app):
+    client = logged_in_client(app, "agent")
+    full = client.get("/masks/mine")
+    partial = client.get("/masks/mine", headers=HX)
+    assert "<html" in full.get_data(as_text=True)
+    assert "<html" not in partial.get_data(as_text=True) and 'id="my-masks"' in partial.get_data(as_text=True)
+    for response in (full, partial):
+        assert "HX-Request" in response.headers["Vary"]
+
+
+# ---------------------------------------------------------------- CSRF
+
+@pytest.fixture
+def csrf_app(database_url, clock):
+    application = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x", "CLOCK": clock})
+    assert application.config["WTF_CSRF_ENABLED"]
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+def test_csrf_is_enforced_on_every_state_changing_request(csrf_app):
+    make_user(csrf_app, "asha", "agent")
+    client = csrf_app.test_client()
+    assert client.post("/login", data={"username": "asha", "password": PASSWORD}).status_code == 400
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    assert client.post("/login", data={"username": "asha", "password": PASSWORD,
+                                       "csrf_token": token}).status_code == 303
+    page = client.get("/").get_data(as_text=True)
+    token = csrf_from(page)
+    for url in ("/masks", "/validate/m1", "/masks/1/end", "/masks/1/extend", "/logout"):
+        response = client.post(url, data={"m1": "9876543210"})
+        assert response.status_code == 400, url
+        assert "This form has expired" in response.get_data(as_text=True)
+    stale = client.post("/validate/m1", data={"m1": "9876543210"}, headers=HX)
+    assert stale.status_code == 200 and stale.headers["HX-Refresh"] == "true"
+    ok = client.post("/validate/m1", data={"m1": "9876543210"}, headers={**HX, "X-CSRFToken": token})
+    assert ok.status_code == 200 and "+91 98765 43210" in ok.get_data(as_text=True)
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 303
+    # Logged out with a stale page: htmx is sent to the login page.
+    gone = client.post("/validate/m1", data={"m1": "1"}, headers={**HX, "X-CSRFToken": token})
+    assert gone.headers["HX-Redirect"].startswith("/login")
+
+
+def test_the_api_needs_no_csrf_token(csrf_app):
+    response = csrf_app.test_client().post("/api/v2/Masking/set", json={"m1": "9876543210"})
+    assert response.status_code == 200
+    assert response.get_json()["code"] == 1000  # credentials missing: the API answered, CSRF did not
+    assert "Content-Security-Policy" not in response.headers
+
+
+# ---------------------------------------------------------------- headers, cookies, assets
+
+def test_security_headers_and_cookie_flags(app, client):
+    make_user(app, "asha", "agent")
+    page = client.get("/login")
+    assert page.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert "script-src 'self'" in CONTENT_SECURITY_POLICY and "style-src 'self'" in CONTENT_SECURITY_POLICY
+    assert "unsafe-inline" not in CONTENT_SECURITY_POLICY and "unsafe-eval" not in CONTENT_SECURITY_POLICY
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["Cache-Control"] == "no-store"
+    assert_no_inline_code(page.get_data(as_text=True))
+    cookie = login(client, "asha").headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+
+
+def test_secure_cookie_is_configurable(database_url, clock):
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x", "CLOCK": clock,
+                      "WTF_CSRF_ENABLED": False, "SESSION_COOKIE_SECURE": "true"})
+    make_user(app, "asha", "agent")
+    assert "Secure" in login(app.test_client(), "asha").headers["Set-Cookie"]
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_htmx_config_and_assets(app):
+    client = logged_in_client(app, "agent")
+    page = client.get("/").get_data(as_text=True)
+    config = json.loads(re.search(r"<meta name=\"htmx-config\" content='([^']+)'>", page).group(1))
+    assert config["includeIndicatorStyles"] is False and config["allowEval"] is False
+    assert '<script src="/static/vendor/htmx.min.js" defer></script>' in page
+    for asset in ("/static/js/app.js", "/static/css/app.css"):
+        response = client.get(asset)
+        assert response.status_code == 200
+        response.close()
+
+
+def test_htmx_is_pinned_exactly_and_installed():
+    package = json.loads((ROOT / "package.json").read_text())
+    version = package["dependencies"]["htmx.org"]
+    assert re.fullmatch(r"2\.\d+\.\d+", version), f"htmx.org must be pinned exactly to a 2.x version: {version}"
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    assert lock["packages"]["node_modules/htmx.org"]["version"] == version
+    vendored = ROOT / "static" / "vendor" / "htmx.min.js"
+    assert vendored.exists(), "run `make install` (npm ci copies htmx into static/vendor/)"
+    assert f'version:"{version}"' in vendored.read_text().replace(" ", "")
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert "node_modules/" in ignored and "static/vendor/" in ignored
