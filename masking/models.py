@@ -291,6 +291,8 @@ class MaskAttempt(Base):
         Index("ix_mask_attempts_mask_digits", "mask_digits"),
         Index("ix_mask_attempts_masking_id", "masking_id"),
         Index("ix_mask_attempts_target_id", "target_id"),
+        # The history's "active" filter: few rows are live at once (migration 0003).
+        Index("ix_mask_attempts_expires_at", "expires_at"),
     )
 
 
