@@ -17,7 +17,7 @@ from tests.dashboard_helpers import (HX, PASSWORD, ROLES, assert_no_inline_code,
 
 ROOT = Path(__file__).resolve().parent.parent
 # Blueprints of the dashboard; every rule in them must declare its roles (role_required).
-DASHBOARD_BLUEPRINTS = ("auth", "agent", "supervisor", "admin")
+DASHBOARD_BLUEPRINTS = ("auth", "agent", "supervisor", "admin", "overview")
 PUBLIC_ENDPOINTS = {"auth.login", "auth.logout"}
 
 

@@ -34,6 +34,7 @@ HTTPS), plus those of ``masking.web.service_client``.
 """
 from __future__ import annotations
 
+import importlib
 import os
 from datetime import timedelta
 
@@ -62,6 +63,9 @@ CONTENT_SECURITY_POLICY = "; ".join([
 # (endpoint, label, roles) in header order; see nav_item().
 NAV: list[tuple[str, str, tuple[str, ...]]] = []
 
+# The dashboard's blueprints: modules of masking.web, each with a ``bp``, registered in this order.
+BLUEPRINTS: list[str] = ["auth", "agent", "overview", "admin", "supervisor"]
+
 
 def nav_item(endpoint: str, label: str, *roles: str) -> None:
     if not any(item[0] == endpoint for item in NAV):
@@ -79,7 +83,7 @@ def configure(app: Flask) -> None:
             config[key] = os.environ[key]
     config["SESSION_IDLE_MINUTES"] = int(config.get("SESSION_IDLE_MINUTES") or 30)
     config["SESSION_COOKIE_SECURE"] = _truthy(config.get("SESSION_COOKIE_SECURE", False))
-    config.setdefault("SESSION_COOKIE_NAME", "masking_session")
+    config["SESSION_COOKIE_NAME"] = "masking_session"  # Flask presets "session", so no setdefault
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SAMESITE"] = "Lax"
     # The cookie's signature is refused after this, whatever the activity; idleness is checked
@@ -99,8 +103,8 @@ def init_app(app: Flask) -> None:
     htmx_helpers.htmx.init_app(app)
     auth.login_manager.init_app(app)
 
-    for blueprint in (auth.bp, agent.bp):
-        app.register_blueprint(blueprint)
+    for name in BLUEPRINTS:
+        app.register_blueprint(importlib.import_module(f"masking.web.{name}").bp)
 
     app.add_template_filter(lambda m: humanize.local_time(m, settings().zone, now()), "localtime")
     app.add_template_filter(lambda m: humanize.local_datetime(m, settings().zone), "localdatetime")

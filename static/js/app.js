@@ -95,4 +95,50 @@
       window.setTimeout(function () { button.textContent = label; }, 2000);
     });
   });
+
+  // File uploads (admin pool import): <form data-progress="ID"> shows htmx's upload progress
+  // (htmx:xhr:progress) in <progress id="ID">; data-max-bytes refuses a file over the size limit
+  // before sending it, with the data-too-large message in the element data-size-report names.
+  function progressBar(elt) {
+    var form = elt && elt.closest ? elt.closest("form[data-progress]") : null;
+    return form ? document.getElementById(form.getAttribute("data-progress")) : null;
+  }
+  document.addEventListener("htmx:xhr:loadstart", function (event) {
+    var bar = progressBar(event.target);
+    if (bar) { bar.value = 0; bar.hidden = false; }
+  });
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var bar = progressBar(event.target);
+    if (!bar || !event.detail.lengthComputable || !event.detail.total) { return; }
+    bar.max = 100;
+    bar.value = Math.round(event.detail.loaded * 100 / event.detail.total);
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var bar = progressBar(event.target);
+    if (bar) { bar.hidden = true; }
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.detail.elt;
+    if (!form || !form.hasAttribute || !form.hasAttribute("data-max-bytes")) { return; }
+    var limit = parseInt(form.getAttribute("data-max-bytes"), 10);
+    var inputs = form.querySelectorAll("input[type='file']");
+    for (var i = 0; i < inputs.length; i++) {
+      var files = inputs[i].files || [];
+      for (var j = 0; j < files.length; j++) {
+        if (files[j].size > limit) {
+          event.preventDefault();
+          var report = document.getElementById(form.getAttribute("data-size-report"));
+          if (report) {
+            report.innerHTML = "";
+            var message = document.createElement("p");
+            message.className = "banner error";
+            message.setAttribute("role", "alert");
+            message.textContent = files[j].name + ": " + form.getAttribute("data-too-large");
+            report.appendChild(message);
+          }
+          return;
+        }
+      }
+    }
+  });
 })();

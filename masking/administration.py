@@ -1,0 +1,275 @@
+"""What admins do to users, the pool and API credentials, each with its audit entry. No Flask.
+
+Every function changes rows and adds the audit entry (``masking.audit``) in the caller's
+transaction; the dashboard wraps each call in ``masking.db.write_transaction``, so the
+change and its audit entry are written together or not at all. Refusals are
+``AdminError`` (a ``ValueError``) with a message for people.
+
+The last-admin guard: disabling or demoting an active admin is refused when no other
+active admin would remain. The active admins' rows are locked first (``FOR UPDATE`` on
+PostgreSQL; SQLite serialises writers with ``BEGIN IMMEDIATE``), so two admins demoting
+themselves at the same moment cannot both succeed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from . import accounts, audit, pool, users
+from .models import ApiAccount, AuditEntry, Masking, PoolNumber, PoolStatus, Role, User
+
+
+class AdminError(ValueError):
+    """An admin action that cannot be done; the message says why, in plain words."""
+
+
+# Audit actions (``AuditEntry.action``).
+USER_CREATE = "user.create"
+USER_DISABLE = "user.disable"
+USER_ENABLE = "user.enable"
+USER_SET_PASSWORD = "user.set_password"
+USER_SET_ROLE = "user.set_role"
+POOL_ADD = "pool.add"
+POOL_IMPORT = "pool.import"
+POOL_STATUS = {PoolStatus.ACTIVE: "pool.activate", PoolStatus.RESERVED: "pool.reserve",
+               PoolStatus.RETIRED: "pool.retire"}
+API_ACCOUNT_CREATE = "api_account.create"
+API_ACCOUNT_REVOKE = "api_account.revoke"
+
+
+def _sentence(error: Exception) -> str:
+    text = str(error)
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+# ---------------------------------------------------------------- users
+
+def lock_user(session: Session, user_id: int) -> User | None:
+    """The user, freshly read and locked for this transaction."""
+    return session.get(User, user_id, populate_existing=True, with_for_update=True)
+
+
+def _ensure_another_admin(session: Session, user: User) -> None:
+    if user.role != Role.ADMIN or not user.is_active:
+        return
+    admins = session.scalars(
+        select(User.id).where(User.role == Role.ADMIN, User.disabled_at.is_(None)).with_for_update()).all()
+    if not any(admin_id != user.id for admin_id in admins):
+        raise AdminError(f"{user.username} is the last active admin. Make another user an admin first, "
+                         "so that someone can still run the dashboard.")
+
+
+def create_user(session: Session, actor: User | None, username: str, password: str, role: str,
+                now: datetime) -> User:
+    try:
+        user = users.create_user(session, username, password, role, now)
+    except users.UserError as exc:
+        raise AdminError(_sentence(exc)) from None
+    audit.record(session, actor, USER_CREATE, now, target=user.username, detail=f"role {role}")
+    return user
+
+
+def disable_user(session: Session, actor: User | None, user: User, now: datetime) -> None:
+    if actor is not None and user.id == actor.id:
+        raise AdminError("You cannot disable your own account. Another admin can do it.")
+    if not user.is_active:
+        raise AdminError(f"{user.username} is already disabled.")
+    _ensure_another_admin(session, user)
+    users.disable(session, user, now)  # raises session_epoch: their open sessions end
+    audit.record(session, actor, USER_DISABLE, now, target=user.username)
+
+
+def enable_user(session: Session, actor: User | None, user: User, now: datetime) -> None:
+    if user.is_active:
+        raise AdminError(f"{user.username} is already enabled.")
+    users.enable(session, user)
+    audit.record(session, actor, USER_ENABLE, now, target=user.username)
+
+
+def reset_password(session: Session, actor: User | None, user: User, password: str, now: datetime) -> None:
+    try:
+        users.set_password(session, user, password)  # raises session_epoch: their open sessions end
+    except users.UserError as exc:
+        raise AdminError(_sentence(exc)) from None
+    audit.record(session, actor, USER_SET_PASSWORD, now, target=user.username)
+
+
+def change_role(session: Session, actor: User | None, user: User, role: str, now: datetime) -> str:
+    """Give ``user`` ``role``; returns the role they had."""
+    try:
+        users.check_role(role)
+    except users.UserError as exc:
+        raise AdminError(_sentence(exc)) from None
+    old = user.role
+    if old == role:
+        raise AdminError(f"{user.username} is already {_article(role)} {role}.")
+    if old == Role.ADMIN:
+        _ensure_another_admin(session, user)
+    users.set_role(session, user, role)
+    audit.record(session, actor, USER_SET_ROLE, now, target=user.username, detail=f"{old} -> {role}")
+    return old
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+# ---------------------------------------------------------------- the pool
+
+def _report_detail(report: pool.ImportReport) -> str:
+    text = (f"{len(report.added)} added, {len(report.already_present)} already in the pool, "
+            f"{len(report.rejected)} rejected")
+    if report.added:
+        text += ": " + " ".join(report.added)
+    return text
+
+
+def add_numbers(session: Session, actor: User | None, lines: list[str], now: datetime, default_region: str,
+                status: str = PoolStatus.ACTIVE) -> pool.ImportReport:
+    """Add each line's number (blank lines skipped, positions are line numbers from 1)."""
+    report = pool.ImportReport()
+    numbered = [(line_number, line.strip()) for line_number, line in enumerate(lines, start=1) if line.strip()]
+    if not numbered:
+        raise AdminError("Type at least one number, one per line.")
+    partial = pool.add_numbers(session, [text for _, text in numbered], now, default_region, status)
+    report.added, report.already_present = partial.added, partial.already_present
+    report.rejected = [(numbered[position - 1][0], reason) for position, reason in partial.rejected]
+    if report.added or report.already_present:
+        audit.record(session, actor, POOL_ADD, now, target=f"{len(report.added)} numbers",
+                     detail=_report_detail(report))
+    return report
+
+
+def import_numbers(session: Session, actor: User | None, data: bytes, filename: str, now: datetime,
+                   default_region: str) -> pool.ImportReport:
+    """``pool.import_csv`` with an audit entry; a file that is not text is an AdminError."""
+    if not data:
+        raise AdminError("The file is empty.")
+    try:
+        report = pool.import_csv(session, data, now, default_region)
+    except ValueError as exc:
+        raise AdminError(_sentence(exc)) from None
+    audit.record(session, actor, POOL_IMPORT, now, target=(filename or "upload")[:200],
+                 detail=_report_detail(report))
+    return report
+
+
+def set_number_status(session: Session, actor: User | None, number: PoolNumber, status: str,
+                      default_region: str, now: datetime) -> PoolNumber:
+    if status not in PoolStatus.ALL:
+        raise AdminError(f"The status must be one of {', '.join(PoolStatus.ALL)}.")
+    old = number.status
+    if old == status:
+        raise AdminError(f"{number.number} is already {status}.")
+    row = pool.set_status(session, number.number, status, default_region)
+    audit.record(session, actor, POOL_STATUS[status], now, target=row.number, detail=f"{old} -> {status}")
+    return row
+
+
+@dataclass
+class PoolPage:
+    numbers: list[pool.PoolUse]  # as ``pool.list_numbers`` gives them, one page at a time
+    next_after: str | None  # cursor of the next page (the last number shown), None on the last page
+
+
+def _live(now: datetime):
+    return and_(Masking.ended_at.is_(None), Masking.expires_at > now)
+
+
+def pool_page(session: Session, now: datetime, *, status: str | None = None, digits: str | None = None,
+              after: str | None = None, limit: int = 100) -> PoolPage:
+    """``pool.list_numbers`` by pages: numbers in order, ``limit`` at a time after the number
+    ``after`` (keyset), optionally only one status or numbers containing ``digits``."""
+    query = select(PoolNumber).order_by(PoolNumber.number).limit(limit + 1)
+    if status:
+        query = query.where(PoolNumber.status == status)
+    if digits:
+        query = query.where(PoolNumber.number.contains(digits, autoescape=True))
+    if after:
+        query = query.where(PoolNumber.number > after)
+    rows = list(session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    counts = dict(session.execute(
+        select(Masking.pool_number_id, func.count()).where(_live(now), Masking.pool_number_id.in_([r.id for r in rows]))
+        .group_by(Masking.pool_number_id)).all()) if rows else {}
+    return PoolPage([pool.PoolUse(row, counts.get(row.id, 0)) for row in rows], rows[-1].number if more else None)
+
+
+def pool_summary(session: Session, now: datetime) -> dict[str, int]:
+    """How many numbers per status, and how many serve at least one live masking now."""
+    summary = {status: 0 for status in PoolStatus.ALL}
+    summary.update(dict(session.execute(select(PoolNumber.status, func.count()).group_by(PoolNumber.status)).all()))
+    summary["in_use"] = session.scalar(select(func.count(func.distinct(Masking.pool_number_id))).where(_live(now)))
+    return summary
+
+
+# ---------------------------------------------------------------- API credentials
+
+def create_api_account(session: Session, actor: User | None, name: str, can_write: bool,
+                       now: datetime) -> accounts.NewAccount:
+    try:
+        created = accounts.create_account(session, name, now, can_write=can_write)
+    except ValueError as exc:
+        raise AdminError(_sentence(exc)) from None
+    audit.record(session, actor, API_ACCOUNT_CREATE, now, target=created.account.user_id,
+                 detail=f"{created.account.name} ({'read-write' if can_write else 'read-only'})")
+    return created
+
+
+def revoke_api_account(session: Session, actor: User | None, account: ApiAccount, now: datetime) -> None:
+    if account.revoked_at is not None:
+        raise AdminError(f"{account.user_id} is already revoked.")
+    accounts.revoke_account(session, account.user_id, now)
+    audit.record(session, actor, API_ACCOUNT_REVOKE, now, target=account.user_id, detail=account.name)
+
+
+def list_api_accounts(session: Session) -> list[ApiAccount]:
+    return list(session.scalars(select(ApiAccount).order_by(ApiAccount.created_at.desc(), ApiAccount.id.desc())))
+
+
+# ---------------------------------------------------------------- reading the audit log
+
+@dataclass
+class AuditPage:
+    entries: list[AuditEntry]
+    next_before: int | None  # cursor of the next (older) page, None on the last page
+
+
+def audit_actions(session: Session) -> list[str]:
+    return list(session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action)))
+
+
+def audit_page(session: Session, *, actor: str | None = None, action: str | None = None,
+               before: int | None = None, limit: int = 50) -> AuditPage:
+    """Entries newest first (by ``at``, then ``id``), ``limit`` at a time (keyset pagination:
+    ``before`` is the id of the last entry of the previous page).
+
+    ``actor``: a username, or ``audit.CLI_ACTOR`` for the command line.
+    """
+    query = select(AuditEntry)
+    if actor:
+        name = users.normalise_username(actor)
+        if name == audit.CLI_ACTOR:
+            query = query.where(AuditEntry.actor_id.is_(None))
+        else:
+            user = users.find(session, name)
+            query = query.where(AuditEntry.actor_id == user.id) if user else query.where(AuditEntry.actor_name == name)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    if before is not None:
+        anchor = session.execute(select(AuditEntry.at, AuditEntry.id).where(AuditEntry.id == before)).first()
+        if anchor is not None:
+            query = query.where(or_(AuditEntry.at < anchor.at, and_(AuditEntry.at == anchor.at,
+                                                                    AuditEntry.id < anchor.id)))
+    rows = list(session.scalars(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return AuditPage(rows, rows[-1].id if more and rows else None)

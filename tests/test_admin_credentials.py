@@ -1,0 +1,184 @@
+"""Admin pages, API credentials: create (token shown once, only its hash stored), list, revoke,
+the dashboard's own account guarded, refusals in plain words, roles, and the audit entries."""
+from __future__ import annotations
+
+import hashlib
+import html as html_module
+import re
+
+import pytest
+from sqlalchemy import select
+
+from masking.models import ApiAccount
+from masking.web.extensions import db
+from masking.web.service_client import BUILTIN_USER_ID, ensure_builtin_account
+from tests.admin_helpers import audit_entries
+from tests.api_helpers import LOGIN, SET, post
+from tests.conftest import make_account
+from tests.dashboard_helpers import HX, assert_no_inline_code, logged_in_client, text_of
+
+
+@pytest.fixture
+def app(app):
+    app.config["WTF_CSRF_ENABLED"] = False
+    return app
+
+
+@pytest.fixture
+def admin_client(app):
+    return logged_in_client(app, "admin", "boss")
+
+
+def _text(response) -> str:
+    return html_module.unescape(text_of(response.get_data(as_text=True)))
+
+
+def _accounts(app) -> dict[str, ApiAccount]:
+    with app.app_context():
+        return {a.user_id: a for a in db.session.scalars(select(ApiAccount))}
+
+
+def _account_id(app, user_id: str) -> int:
+    return _accounts(app)[user_id].id
+
+
+def _api_code(app, body: dict) -> int:
+    """Auth/login with these credentials: 200 on success, else the error code."""
+    answer = post(app.test_client(), LOGIN, body).get_json()
+    return 200 if answer["status"] == "success" else answer["code"]
+
+
+@pytest.mark.parametrize("role", ["agent", "supervisor"])
+def test_other_roles_get_403(app, role):
+    account = make_account(app, "crm")
+    client = logged_in_client(app, role)
+    assert client.get("/admin/credentials").status_code == 403
+    assert client.post("/admin/credentials", data={"name": "x", "access": "read-write"}).status_code == 403
+    assert client.post(f"/admin/credentials/{_account_id(app, account['userId'])}/revoke",
+                       headers=HX).status_code == 403
+    assert set(_accounts(app)) == {account["userId"]} and _accounts(app)[account["userId"]].revoked_at is None
+    assert audit_entries(app) == []
+
+
+def test_create_shows_the_token_once_and_stores_only_its_hash(app, admin_client):
+    response = admin_client.post("/admin/credentials", data={"name": "CRM integration", "access": "read-only"},
+                                 headers=HX)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" not in html
+    assert response.headers["HX-Trigger"] == "credentials-changed"
+    assert response.headers["Cache-Control"] == "no-store"
+    token = re.search(r'<code class="secret" id="new-token">(mtk_[A-Za-z0-9_-]+)</code>', html).group(1)
+    assert f'data-copy="{token}"' in html  # the copy button
+    assert "This is the only time the token is shown" in _text(response)
+    assert_no_inline_code(html)
+    [account] = [a for a in _accounts(app).values() if a.name == "CRM integration"]
+    assert account.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert account.can_write is False
+    assert _api_code(app, {"userId": account.user_id, "token": token}) == 200  # it works
+    # Never again: not in the list, not on the page, not in the audit log.
+    for page in (admin_client.get("/admin/credentials"), admin_client.get("/admin/credentials", headers=HX)):
+        assert token not in page.get_data(as_text=True)
+        assert account.user_id in page.get_data(as_text=True)
+    [entry] = audit_entries(app, "api_account.create")
+    assert (entry.actor_name, entry.target) == ("boss", account.user_id)
+    assert entry.detail == "CRM integration (read-only)" and token not in entry.detail
+
+
+def test_the_list_shows_user_id_name_access_created_and_revoked(app, admin_client, clock):
+    writer = make_account(app, "Billing", can_write=True)
+    reader = make_account(app, "Reports", can_write=False)
+    admin_client.post(f"/admin/credentials/{_account_id(app, reader['userId'])}/revoke", headers=HX)
+    page = admin_client.get("/admin/credentials")
+    assert page.status_code == 200
+    assert_no_inline_code(page.get_data(as_text=True))
+    html = page.get_data(as_text=True)
+    rows = {m.group(1): text_of(m.group(2)) for m in re.finditer(r'<tr id="account-(\d+)"[^>]*>(.*?)</tr>', html, re.S)}
+    writer_row = rows[str(_account_id(app, writer["userId"]))]
+    reader_row = rows[str(_account_id(app, reader["userId"]))]
+    assert writer["userId"] in writer_row and "Billing" in writer_row and "read-write" in writer_row
+    assert "active" in writer_row and "Revoke" in writer_row
+    assert reader["userId"] in reader_row and "read-only" in reader_row and "revoked" in reader_row
+    assert "Revoke" not in reader_row
+    assert re.search(r"\d{4} \d\d:\d\d IST", writer_row)  # created, local time
+
+
+def test_create_without_htmx_shows_the_token_on_the_page(app, admin_client):
+    response = admin_client.post("/admin/credentials", data={"name": "Batch", "access": "read-write"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" in html
+    token = re.search(r'id="new-token">(mtk_[^<]+)<', html).group(1)
+    user_id = next(a.user_id for a in _accounts(app).values() if a.name == "Batch")
+    assert _api_code(app, {"userId": user_id, "token": token}) == 200
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"name": "", "access": "read-write"}, "Enter a name for the account"),
+    ({"name": "   ", "access": "read-write"}, "Enter a name for the account"),
+    ({"name": "x" * 121, "access": "read-write"}, "The name must be at most 120 characters."),
+    ({"name": "CRM", "access": "root"}, "Choose read-write or read-only."),
+    ({"name": "CRM"}, "Choose read-write or read-only."),
+    ({"name": "CRM\x00x", "access": "read-write"}, "must not contain control characters"),
+])
+def test_create_refusals_keep_the_name(app, admin_client, data, message):
+    response = admin_client.post("/admin/credentials", data=data, headers=HX)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and message in _text(response)
+    if "\x00" not in data["name"]:
+        assert f'value="{data["name"].strip()}"' in html  # what was typed is kept
+    assert "mtk_" not in html
+    assert _accounts(app) == {} and audit_entries(app) == []
+    plain = admin_client.post("/admin/credentials", data=data)
+    assert plain.status_code == 422 and message in _text(plain)
+
+
+def test_revoke_stops_the_token_and_is_audited(app, admin_client):
+    account = make_account(app, "crm")
+    assert _api_code(app, account) == 200
+    account_id = _account_id(app, account["userId"])
+    page = admin_client.get("/admin/credentials").get_data(as_text=True)
+    form = re.search(rf'<form[^>]*credentials/{account_id}/revoke[^>]*>', page, re.S).group(0)
+    assert "hx-confirm=" in form and "cannot be undone" in form
+    response = admin_client.post(f"/admin/credentials/{account_id}/revoke", headers=HX)
+    assert response.status_code == 200 and 'id="credential-list"' in response.get_data(as_text=True)
+    assert f"{account['userId']} (crm) is revoked" in _text(response)
+    assert _accounts(app)[account["userId"]].revoked_at is not None
+    assert _api_code(app, account) == 1014
+    [entry] = audit_entries(app, "api_account.revoke")
+    assert (entry.actor_name, entry.target, entry.detail) == ("boss", account["userId"], "crm")
+    again = admin_client.post(f"/admin/credentials/{account_id}/revoke", headers=HX)
+    assert "is already revoked" in _text(again) and len(audit_entries(app)) == 1
+    plain = admin_client.post(f"/admin/credentials/{account_id}/revoke")
+    assert plain.status_code == 303 and plain.headers["Location"] == "/admin/credentials"
+
+
+def test_revoke_unknown_account_is_404(admin_client):
+    assert admin_client.post("/admin/credentials/999999/revoke", headers=HX).status_code == 404
+
+
+def test_the_dashboards_own_account_needs_a_typed_confirmation(app, admin_client):
+    with app.app_context():
+        ensure_builtin_account()
+    account_id = _account_id(app, BUILTIN_USER_ID)
+    page = admin_client.get("/admin/credentials")
+    assert "The dashboard's own account: agents mask numbers through it." in _text(page)
+    assert f'id="confirm-{account_id}"' in page.get_data(as_text=True)
+    for confirm in (None, "", "yes"):
+        data = {} if confirm is None else {"confirm": confirm}
+        response = admin_client.post(f"/admin/credentials/{account_id}/revoke", data=data, headers=HX)
+        assert "Not revoked. dashboard is the dashboard's own account" in _text(response)
+        assert _accounts(app)[BUILTIN_USER_ID].revoked_at is None
+    assert audit_entries(app) == []
+    response = admin_client.post(f"/admin/credentials/{account_id}/revoke", data={"confirm": " Revoke "}, headers=HX)
+    assert "dashboard (Dashboard (built in)) is revoked" in _text(response)
+    assert _accounts(app)[BUILTIN_USER_ID].revoked_at is not None
+    assert len(audit_entries(app, "api_account.revoke")) == 1
+
+
+def test_a_read_only_account_made_here_cannot_write(app, admin_client):
+    html = admin_client.post("/admin/credentials", data={"name": "Reader", "access": "read-only"},
+                             headers=HX).get_data(as_text=True)
+    token = re.search(r'id="new-token">(mtk_[^<]+)<', html).group(1)
+    user_id = next(a.user_id for a in _accounts(app).values() if a.name == "Reader")
+    body = post(app.test_client(), SET, {"userId": user_id, "token": token, "m1": "+919876543200",
+                                         "m2": "+919876543201"}).get_json()
+    assert body["code"] == 1015
