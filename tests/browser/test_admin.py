@@ -1,0 +1,80 @@
+"""The admin's pool page in a real browser: import a CSV file with bad lines, see the per-line
+report, the good lines kept and listed; the import is in the audit log."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.slow
+
+GOOD = ["+918041299901", "08041299902", "+918041299903"]
+POOL_FILE = "\n".join([
+    "number,status",
+    GOOD[0],
+    "not a number",  # line 3
+    f"{GOOD[1]},reserved",
+    "+91 80412 999",  # line 5: too short
+    f"{GOOD[2]},sleeping",  # line 6: no such status
+    GOOD[0],  # line 7: twice in the file
+]) + "\n"
+
+
+def test_import_a_pool_file_with_bad_lines(ui, stack):
+    page = ui.page
+    ui.login(stack.user("adm_pool", "admin"))
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Pool").click()
+    expect(page.get_by_role("heading", name="Pool of masking numbers")).to_be_visible()
+    expect(page.get_by_role("heading", name="Import a CSV file")).to_be_visible()
+    ui.shot("pool-page")
+
+    page.get_by_label("CSV file", exact=True).set_input_files(
+        {"name": "numbers.csv", "mimeType": "text/csv", "buffer": POOL_FILE.encode("utf-8")})
+    page.get_by_role("button", name="Import", exact=True).click()
+
+    report = page.locator("#import-report")
+    expect(report.get_by_role("alert")).to_contain_text(re.compile(r"\d+ added, \d+ already in the pool,\s+\d+ rejected"))
+    expect(report).to_contain_text("File: numbers.csv")
+    expect(report).to_contain_text("The good lines were kept")
+    summary = report.get_by_role("alert").locator("p").first.inner_text()
+    added, present, rejected = map(int, re.findall(r"(\d+) (?:added|already|rejected)", summary))
+    assert (added, present) == (2, 1), summary  # line 6 has a bad status; line 7 repeats line 2
+    rejects = report.get_by_role("table").locator("tbody tr")
+    assert rejected == rejects.count() >= 3, summary
+    lines = [rejects.nth(i).locator("td").first.inner_text() for i in range(rejects.count())]
+    reasons = [rejects.nth(i).locator("td").nth(1).inner_text() for i in range(rejects.count())]
+    for bad in ("3", "5", "6"):
+        assert any(re.search(rf"\b{bad}\b", line) for line in lines), (bad, lines)
+    assert all(reason.strip() for reason in reasons), reasons
+    # The file input keeps the chosen file (the form is not swapped).
+    assert page.get_by_label("CSV file", exact=True).evaluate("e => e.files.length") == 1
+    ui.shot("import-report")
+
+    # The good lines are in the pool list, refreshed without a reload, with their status.
+    numbers = page.locator("#pool-list")
+    expect(numbers).to_contain_text("+91 80 4129 9901")
+    row = numbers.get_by_role("row").filter(has_text="+91 80 4129 9902")
+    expect(row).to_contain_text("reserved")
+    ui.shot("pool-list")
+
+    # Importing the same file again: nothing added, the good lines already present.
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(report.get_by_role("alert")).to_contain_text("0 added, 3 already in the pool")
+
+    # The imports are in the audit log.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit log").click()
+    expect(page.locator("#audit-results")).to_contain_text("numbers.csv")
+    ui.shot("audit-log")
+
+
+def test_import_refuses_a_file_that_is_not_text(ui, stack):
+    page = ui.page
+    ui.login(stack.user("adm_binary", "admin"))
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Pool").click()
+    page.get_by_label("CSV file", exact=True).set_input_files(
+        {"name": "photo.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe"})
+    page.get_by_role("button", name="Import", exact=True).click()
+    alert = page.locator("#import-report").get_by_role("alert")
+    expect(alert).to_contain_text("photo.png")
+    ui.shot("not-text")
