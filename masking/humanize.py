@@ -4,6 +4,7 @@ Instants are naive UTC everywhere in storage; they are shown in the configured z
 """
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -76,6 +77,7 @@ def minutes_label(minutes: int) -> str:
     return duration(timedelta(minutes=minutes))
 
 
+@functools.lru_cache(maxsize=8192)  # pages show the same numbers many times; parsing is the cost
 def phone(number: str | None) -> str:
     """E.164 in international notation ('+91 98765 43210'); anything else as it is."""
     if not number:
