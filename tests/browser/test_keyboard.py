@@ -119,6 +119,7 @@ def test_the_agents_whole_task_with_the_keyboard_alone(ui, stack):
     page.keyboard.press("Space")
     notice = my_masks(page).locator(".notice-area")
     expect(notice).to_contain_text(f"The mask on {first} now ends at")
+    expect(notice.locator(".banner")).to_be_focused()  # the list was replaced: focus is not lost
     expect(mask_row(page, first)).to_contain_text(re.compile(r"in (23 h 5\d min|24 h)"))
     ui.shot("extended")
 
@@ -135,6 +136,7 @@ def test_the_agents_whole_task_with_the_keyboard_alone(ui, stack):
     expect(end).to_be_focused()
     page.keyboard.press("Enter")
     expect(notice).to_contain_text(f"The mask on {second} has ended.")
+    expect(notice.locator(".banner")).to_be_focused()
     assert messages and second in messages[0]
     expect(mask_row(page, second)).to_have_count(0)
     expect(mask_row(page, first)).to_have_count(1)
