@@ -325,7 +325,7 @@ def test_builtin_account_when_no_url_is_configured(app, live_server, database_ur
 
 @pytest.mark.slow
 def test_launcher_serves_dashboard_and_internal_api_without_starving(app, database_url):
-    """`python -m masking.web.serve` (what `make run` runs): two masters; 40 agents submitting at
+    """`python -m masking.web.serve` (what `make run` runs): two masters; 50 agents submitting at
     once through a public server of only 2 threads all get their masks (no self-deadlock)."""
     add_pool(app, *POOL[:40])
     make_user(app, "agent1", "agent")
@@ -348,7 +348,7 @@ def test_launcher_serves_dashboard_and_internal_api_without_starving(app, databa
                                   data={"m1": PARTIES[2 * i], "m2": PARTIES[2 * i + 1], "expiry": "15"})
             return "mask-number" if 'class="mask-number"' in answer.text else f"{answer.status_code} {text_of(answer.text)}"
 
-        agents = 40
+        agents = 50  # the issue's figure
         barrier = threading.Barrier(agents)
         with ThreadPoolExecutor(agents) as pool:
             answers = list(pool.map(agent_submits, range(agents)))
