@@ -216,8 +216,11 @@ def _change(target: MaskAttempt, action: str, minutes: int | None) -> tuple[str,
     else:
         new_expiry = parse_iso_utc(changed.get("expires_at")) or target.expires_at
         target.expires_at = new_expiry
-        notice = (f"The mask on {label} now ends at {local_time(new_expiry, settings().zone, moment)} "
-                  f"({time_left(new_expiry, moment)}).")
+        # Time left as of the answer, not of the request: the service counted from its own clock,
+        # a moment after ``moment``, so a 24 h extension would otherwise read "in 1 d".
+        answered = now()
+        notice = (f"The mask on {label} now ends at {local_time(new_expiry, settings().zone, answered)} "
+                  f"({time_left(new_expiry, answered)}).")
     attempts.record(db.session(), user_id=current_user.id, action=action, now=moment,
                     outcome=AttemptOutcome.SUCCESS, m1=target.m1, m2=target.m2, mask=target.mask,
                     requested_minutes=minutes, expires_at=new_expiry, masking_id=target.masking_id, target=target)
