@@ -7,6 +7,7 @@ PostgreSQL migrates one database per test worker once and truncates it between t
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from datetime import datetime, timedelta
@@ -64,24 +65,37 @@ def _worker_suffix() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-@pytest.fixture(scope="session")
-def postgresql_database():
-    """A migrated database of this test worker's own, on TEST_DATABASE_URL's server."""
+@contextlib.contextmanager
+def migrated_postgresql_database(purpose: str):
+    """A fresh, migrated database on TEST_DATABASE_URL's server, dropped afterwards.
+
+    Its name carries the pid and the xdist worker, so two pytest runs on one server (a
+    developer's and CI's) and the workers of one run stay out of each other's way.
+    """
     admin_url = make_url(normalise_database_url(TEST_DATABASE_URL))
-    # The pid keeps two pytest runs on one server (a developer's and CI's) out of each other's way.
-    name = f"masking_test_{os.getpid()}_{_worker_suffix()}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    name = f"masking_{purpose}_{os.getpid()}_{_worker_suffix()}"
+
+    def run(statement: str) -> None:
+        engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(statement))
+        engine.dispose()
+
+    run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    run(f'CREATE DATABASE "{name}"')
     url = admin_url.set(database=name).render_as_string(hide_password=False)
     _migrate(url)
-    yield url
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    try:
+        yield url
+    finally:
+        run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgresql_database():
+    """A migrated database of this test worker's own, truncated between tests."""
+    with migrated_postgresql_database("test") as url:
+        yield url
 
 
 def _truncate_postgresql(url: str) -> None:

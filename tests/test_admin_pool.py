@@ -15,7 +15,7 @@ from masking.web.extensions import db
 from tests.admin_helpers import audit_entries, pool_rows
 from tests.api_helpers import set_masking
 from tests.conftest import PARTIES, POOL, add_pool, make_account
-from tests.dashboard_helpers import HX, PASSWORD, assert_no_inline_code, csrf_from, logged_in_client, login, \
+from tests.dashboard_helpers import HX, PASSWORD, assert_no_inline_code, csrf_from, logged_in_client, \
     make_user, text_of
 
 ROOT = Path(__file__).resolve().parent.parent

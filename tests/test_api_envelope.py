@@ -10,13 +10,11 @@ import pytest
 from masking.models import Masking
 from tests.api_helpers import (
     ENDPOINTS,
-    LIST,
     SET,
     assert_error_envelope,
     assert_success_envelope,
     configured_app,
     count,
-    err,
     ok,
     post,
 )

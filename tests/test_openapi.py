@@ -22,15 +22,10 @@ from masking.settings import MaskingSettings
 from masking.web.api import ENDPOINTS
 from masking.web.extensions import db
 from masking.web.openapi import OPERATIONS, api_path, document
+from tests.api_helpers import GET, LIST, LOGIN, LOGOUT, SET, UNSET
 from tests.conftest import PARTIES, POOL, add_pool, make_account
 
 SPEC_URI = "urn:masking-openapi"
-SET = "/api/v2/Masking/set"
-UNSET = "/api/v2/Masking/unset"
-GET = "/api/v2/Masking/get"
-LIST = "/api/v2/Masking/list"
-LOGIN = "/api/v2/Auth/login"
-LOGOUT = "/api/v2/Auth/logout"
 
 
 # ---------------------------------------------------------------- helpers

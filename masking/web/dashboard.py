@@ -96,7 +96,7 @@ def configure(app: Flask) -> None:
 
 def init_app(app: Flask) -> None:
     configure(app)
-    from masking.web import agent, api, auth
+    from masking.web import api, auth
 
     csrf.init_app(app)
     csrf.exempt(api.bp)

@@ -23,13 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from app import create_app
-from masking.db import normalise_database_url
 from masking.web.extensions import db
-from tests.conftest import BACKENDS, POOL, TEST_DATABASE_URL, LiveStack, _migrate, add_pool
+from tests.conftest import BACKENDS, POOL, LiveStack, add_pool, migrated_postgresql_database
 from tests.dashboard_helpers import PASSWORD, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,26 +82,12 @@ def browser(chromium_path):
 
 # ---------------------------------------------------------------- the app, as `make run` serves it
 
-def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
-
-
 @pytest.fixture(scope="session")
 def browser_postgresql_database():
     """A migrated PostgreSQL database of this worker's browser tests (apart from the one other
     tests truncate between tests)."""
-    admin_url = make_url(normalise_database_url(TEST_DATABASE_URL))
-    name = f"masking_browser_{os.getpid()}_{_worker()}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    _migrate(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with migrated_postgresql_database("browser") as url:
+        yield url
 
 
 @dataclass
