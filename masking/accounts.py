@@ -11,9 +11,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from .driver import DriverConnection, Statement
 from .errors import INVALID_PARAMETERS, INVALID_TOKEN, PERMISSION_DENIED, MaskingError
 from .models import ApiAccount, ApiSession
 
@@ -80,31 +81,33 @@ class Principal:
     can_write: bool
 
 
-_accounts = ApiAccount.__table__
-_sessions = ApiSession.__table__
-_ACCOUNT_BY_USER_ID = (
-    select(_accounts.c.id, _accounts.c.user_id, _accounts.c.can_write, _accounts.c.token_hash,
-           _accounts.c.revoked_at)
-    .where(_accounts.c.user_id == bindparam("user_id"))
-)
-_ACCOUNT_BY_SSID = (
-    select(_accounts.c.id, _accounts.c.user_id, _accounts.c.can_write, _accounts.c.revoked_at,
-           _sessions.c.expires_at.label("ssid_expires_at"), _sessions.c.revoked_at.label("ssid_revoked_at"))
-    .join(_accounts, _accounts.c.id == _sessions.c.account_id)
-    .where(_sessions.c.ssid_hash == bindparam("ssid_hash"))
-)
+# Credentials are checked on every API call: driver-level SQL (see masking.driver), with the
+# time comparisons done in SQL.
+_ACCOUNT_BY_USER_ID = Statement("""
+    SELECT id, user_id, can_write, token_hash, revoked_at IS NOT NULL
+    FROM api_accounts WHERE user_id = :user_id
+""")
+_ACCOUNT_BY_SSID = Statement("""
+    SELECT a.id, a.user_id, a.can_write, a.revoked_at IS NOT NULL,
+           s.expires_at <= :now, s.revoked_at IS NOT NULL
+    FROM api_sessions s JOIN api_accounts a ON a.id = s.account_id
+    WHERE s.ssid_hash = :ssid_hash
+""")
 
 
-def check_token(session: Session, user_id: str, token: str) -> Principal:
-    row = session.connection().execute(_ACCOUNT_BY_USER_ID, {"user_id": user_id}).first()
-    if row is None or not hmac.compare_digest(row.token_hash, _digest(token)):
+def check_token(conn: DriverConnection, user_id: str, token: str) -> Principal:
+    row = conn.first(_ACCOUNT_BY_USER_ID, {"user_id": user_id})
+    if row is None:
         raise MaskingError(INVALID_TOKEN, "userId and token do not match an account")
-    if row.revoked_at is not None:
+    account_id, user_id, can_write, token_hash, revoked = row
+    if not hmac.compare_digest(token_hash, _digest(token)):
+        raise MaskingError(INVALID_TOKEN, "userId and token do not match an account")
+    if revoked:
         raise MaskingError(INVALID_TOKEN, "this account's credentials were revoked")
-    return Principal(row.id, row.user_id, row.can_write)
+    return Principal(account_id, user_id, bool(can_write))
 
 
-def authenticate(session: Session, body: dict, now: datetime, *, write: bool) -> Principal:
+def authenticate(conn: DriverConnection, body: dict, now: datetime, *, write: bool) -> Principal:
     """The account behind the body's credentials: ``ssid``, or ``userId`` with ``token``.
 
     1000 when they are missing or mixed, 1014 when wrong, expired or revoked, 1015 when the
@@ -114,16 +117,19 @@ def authenticate(session: Session, body: dict, now: datetime, *, write: bool) ->
     if ssid and (user_id or token):
         raise MaskingError(INVALID_PARAMETERS, "send either ssid, or userId with token, not both")
     if ssid:
-        row = session.connection().execute(_ACCOUNT_BY_SSID, {"ssid_hash": _digest(ssid)}).first()
-        if row is None or row.ssid_revoked_at is not None:
+        row = conn.first(_ACCOUNT_BY_SSID, {"ssid_hash": _digest(ssid), "now": conn.timestamp(now)})
+        if row is None:
             raise MaskingError(INVALID_TOKEN, "ssid is not valid")
-        if row.ssid_expires_at <= now:
+        account_id, account_user_id, can_write, account_revoked, ssid_expired, ssid_revoked = row
+        if ssid_revoked:
+            raise MaskingError(INVALID_TOKEN, "ssid is not valid")
+        if ssid_expired:
             raise MaskingError(INVALID_TOKEN, "ssid has expired; log in again")
-        if row.revoked_at is not None:
+        if account_revoked:
             raise MaskingError(INVALID_TOKEN, "this account's credentials were revoked")
-        account = Principal(row.id, row.user_id, row.can_write)
+        account = Principal(account_id, account_user_id, bool(can_write))
     elif user_id and token:
-        account = check_token(session, user_id, token)
+        account = check_token(conn, user_id, token)
     elif user_id or token:
         missing = "token" if user_id else "userId"
         raise MaskingError(INVALID_PARAMETERS, f"{missing} is required with {'userId' if user_id else 'token'}")

@@ -124,8 +124,8 @@ class SqliteWriteGate:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _write_gate(session: Session):
-    engine = session.get_bind()
+def sqlite_write_gate(engine: Engine) -> SqliteWriteGate | None:
+    """The write gate of a SQLite file database (None on PostgreSQL and in memory)."""
     return getattr(engine, "_masking_write_gate", None)
 
 
@@ -146,7 +146,7 @@ def write_transaction(session: Session):
     """``with write_transaction(session): ...`` commits on success, rolls back on any error."""
     if session.in_transaction():
         session.commit()  # end the read transaction before queueing for the write lock
-    gate = _write_gate(session)
+    gate = sqlite_write_gate(session.get_bind())
     with gate.held() if gate is not None else contextlib.nullcontext():
         begin_write(session)
         try:

@@ -19,17 +19,17 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import errors
-from .db import is_sqlite, write_transaction
+from .db import write_transaction
+from .driver import DriverConnection, Statement, describe_error, read_timestamp
 from .errors import MaskingError
 from .expiry import END_NOW, parse_instant, resolve_expiry
 from .accounts import Principal
-from .models import ActivePair, Masking, MaskingStatus, PoolNumber, PoolStatus, Route
+from .models import ActivePair, Masking, MaskingStatus, Route
 from .phone import PhoneNumberError, normalise, normalise_field, redact, region_of
 from .settings import MaskingSettings
 from .clock import iso_utc
@@ -115,7 +115,7 @@ def _retryable(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "sqlite_errorname", None) in _RETRY_SQLITE_ERRORS
 
 
-def create_masking(session: Session, account: Principal, request: SetRequest, now: datetime,
+def create_masking(conn: DriverConnection, account: Principal, request: SetRequest, now: datetime,
                    settings: MaskingSettings) -> Masking:
     """Store a masking for ``request`` on a pool number both parties can use, or refuse.
 
@@ -124,135 +124,139 @@ def create_masking(session: Session, account: Principal, request: SetRequest, no
     """
     for attempt in range(ALLOCATION_ATTEMPTS):
         try:
-            with write_transaction(session):
-                return _allocate(session, account.id, request, now, settings)
+            with conn.write_transaction():
+                return _allocate(conn, account.id, request, now, settings)
         except DBAPIError as exc:
             if not _retryable(exc):
-                # hide_parameters keeps the phone numbers out of this message.
-                log.error("masking not stored: %s", exc)
+                log.error("masking not stored: %s", describe_error(exc))
                 raise MaskingError(errors.NOT_INSERTED, "the database refused the masking") from exc
             # A concurrent allocation won the race; back off a little and look again.
             time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
     raise MaskingError(errors.NO_NUMBER, "the pool is too contended right now; try again")
 
 
-# The allocation's statements, built once: inside the write lock every microsecond counts.
-_FIND_PAIR = (
-    select(ActivePair.masking_id, ActivePair.expires_at)
-    .where(ActivePair.party_low == bindparam("low"), ActivePair.party_high == bindparam("high"))
-)
-_DROP_DEAD_PAIR = (
-    delete(ActivePair)
-    .where(ActivePair.party_low == bindparam("low"), ActivePair.party_high == bindparam("high"),
-           ActivePair.expires_at <= bindparam("now"))
-)
+# The allocation's statements, at the driver level (masking.driver): inside SQLite's write
+# lock every microsecond counts.
+_FIND_PAIR = Statement("""
+    SELECT masking_id, expires_at > :now FROM active_pairs WHERE party_low = :low AND party_high = :high
+""")
+# The expiry test stays in the DELETE: on PostgreSQL a concurrent allocation may have replaced
+# the dead pair with a live one since we looked.
+_DROP_DEAD_PAIR = Statement("""
+    DELETE FROM active_pairs WHERE party_low = :low AND party_high = :high AND expires_at <= :now
+""")
 # Leases whose hold (expiry + cool-off) has passed no longer bind these parties.
-_DROP_DEAD_ROUTES = (
-    delete(Route)
-    .where(Route.party.in_([bindparam("m1"), bindparam("m2")]), Route.hold_until <= bindparam("now"))
-)
-_HELD_BY_PARTIES = select(Route.mask_number).where(Route.party.in_([bindparam("m1"), bindparam("m2")]))
-_PICK_ANY = (
-    select(PoolNumber.id, PoolNumber.number)
-    .where(PoolNumber.status == PoolStatus.ACTIVE, PoolNumber.number.not_in(_HELD_BY_PARTIES))
-    .order_by(PoolNumber.last_allocated_at, PoolNumber.id)
-    .limit(1)
-)
-_PICK_IN_COUNTRY = _PICK_ANY.where(PoolNumber.country == bindparam("country"))
-# PostgreSQL: concurrent allocations take different numbers instead of queueing on one row;
-# when every candidate is locked, wait for one rather than answer 1505.
-_PICKS = {
-    (geo, postgres): [
-        variant
-        for query in ((_PICK_ANY,) if geo == "off" else (_PICK_IN_COUNTRY,) if geo == "require"
-                      else (_PICK_IN_COUNTRY, _PICK_ANY))
-        for variant in ((query.with_for_update(skip_locked=True), query.with_for_update()) if postgres else (query,))
-    ]
-    for geo in ("off", "require", "prefer") for postgres in (False, True)
-}
-_INSERT_MASKING = insert(Masking.__table__).returning(Masking.__table__.c.id)
-_INSERT_ROUTES = insert(Route.__table__)
-_INSERT_PAIR = insert(ActivePair.__table__)
-_MARK_ALLOCATED = (
-    update(PoolNumber)
-    .where(PoolNumber.id == bindparam("pool_id"))
-    .values(last_allocated_at=bindparam("now"), allocation_count=PoolNumber.allocation_count + 1)
-)
+_DROP_DEAD_ROUTES = Statement("DELETE FROM routes WHERE party IN (:m1, :m2) AND hold_until <= :now")
+# The least recently given active number that neither party holds, taken and marked in one
+# statement. {country} is empty or the geo filter; {lock} is empty on SQLite (BEGIN IMMEDIATE
+# already serialises writers) and, on PostgreSQL, makes concurrent allocations take
+# different numbers instead of queueing on one row.
+_TAKE_NUMBER = """
+    UPDATE pool_numbers SET last_allocated_at = :now, allocation_count = allocation_count + 1
+    WHERE id = (
+        SELECT id FROM pool_numbers
+        WHERE status = 'active' {country}
+          AND number NOT IN (SELECT mask_number FROM routes WHERE party IN (:m1, :m2))
+        ORDER BY last_allocated_at, id LIMIT 1 {lock})
+    RETURNING id, number
+"""
+_COUNTRY = "AND country = :country"
 
 
-def _allocate(session: Session, account_id: int, request: SetRequest, now: datetime,
+def _take_number_statements(geo: str, postgres: bool) -> list[Statement]:
+    """The statements to try in order, for a geo rule (off, require, prefer) and a backend.
+
+    On PostgreSQL each query is tried skipping locked rows first, then waiting for one:
+    when every candidate is locked by a concurrent allocation, wait rather than answer 1505.
+    """
+    filters = {"off": [""], "require": [_COUNTRY], "prefer": [_COUNTRY, ""]}[geo]
+    locks = ["FOR UPDATE SKIP LOCKED", "FOR UPDATE"] if postgres else [""]
+    return [Statement(_TAKE_NUMBER.format(country=country, lock=lock)) for country in filters for lock in locks]
+
+
+_TAKE_NUMBER_STATEMENTS = {(geo, postgres): _take_number_statements(geo, postgres)
+                           for geo in ("off", "require", "prefer") for postgres in (False, True)}
+_INSERT_MASKING = Statement("""
+    INSERT INTO maskings (account_id, pool_number_id, mask_number, m1, m2, event_id, created_at, expires_at)
+    VALUES (:account_id, :pool_id, :mask, :m1, :m2, :event_id, :now, :expires_at)
+    RETURNING id
+""")
+# Both leases in one statement, sorted: two transactions never wait on each other's rows in
+# opposite order.
+_INSERT_ROUTES = Statement("""
+    INSERT INTO routes (mask_number, party, other_party, masking_id, route_until, hold_until)
+    VALUES (:mask, :low, :high, :masking_id, :expires_at, :hold_until),
+           (:mask, :high, :low, :masking_id, :expires_at, :hold_until)
+""")
+_INSERT_PAIR = Statement("""
+    INSERT INTO active_pairs (party_low, party_high, masking_id, expires_at)
+    VALUES (:low, :high, :masking_id, :expires_at)
+""")
+
+
+def _allocate(conn: DriverConnection, account_id: int, request: SetRequest, now: datetime,
               settings: MaskingSettings) -> Masking:
     m1, m2 = request.m1, request.m2
     low, high = sorted((m1, m2))
-    parties = {"m1": m1, "m2": m2, "now": now}
-    # Core statements on the session's connection: no ORM bookkeeping inside the lock.
-    conn = session.connection()
+    country = region_of(m1)
+    params = {"m1": m1, "m2": m2, "low": low, "high": high, "now": conn.timestamp(now), "country": country,
+              "account_id": account_id, "event_id": request.event_id,
+              "expires_at": conn.timestamp(request.expires_at),
+              "hold_until": conn.timestamp(request.expires_at + timedelta(seconds=settings.cooloff_seconds))}
 
-    pair = conn.execute(_FIND_PAIR, {"low": low, "high": high}).first()
+    pair = conn.first(_FIND_PAIR, params)
     if pair is not None:
-        if pair.expires_at > now:
-            raise _pair_active(session, account_id, pair.masking_id)
-        conn.execute(_DROP_DEAD_PAIR, {"low": low, "high": high, "now": now})
-    conn.execute(_DROP_DEAD_ROUTES, parties)
+        masking_id, live = pair
+        if live:
+            raise _pair_active(conn, account_id, masking_id)
+        conn.execute(_DROP_DEAD_PAIR, params)
+    conn.execute(_DROP_DEAD_ROUTES, params)
 
-    chosen = _pick_number(conn, parties, region_of(m1), settings.geo_match,
-                          postgres=not is_sqlite(conn.engine))
-    if chosen is None:
-        raise MaskingError(errors.NO_NUMBER, _why_no_number(conn, region_of(m1), settings.geo_match))
-    pool_id, mask_number = chosen
+    geo = "off" if country is None else settings.geo_match
+    for statement in _TAKE_NUMBER_STATEMENTS[geo, not conn.sqlite]:
+        taken = conn.first(statement, params)
+        if taken is not None:
+            break
+    else:
+        raise MaskingError(errors.NO_NUMBER, _why_no_number(conn, country, settings.geo_match))
+    params["pool_id"], params["mask"] = taken
 
-    masking = Masking(account_id=account_id, pool_number_id=pool_id, mask_number=mask_number,
-                      m1=m1, m2=m2, event_id=request.event_id, created_at=now,
-                      expires_at=request.expires_at, ended_at=None)
-    masking.id = conn.execute(_INSERT_MASKING, {
-        "account_id": account_id, "pool_number_id": pool_id, "mask_number": mask_number, "m1": m1, "m2": m2,
-        "event_id": request.event_id, "created_at": now, "expires_at": request.expires_at,
-    }).scalar_one()
-    hold_until = request.expires_at + timedelta(seconds=settings.cooloff_seconds)
-    # Sorted inserts: two transactions never wait on each other's rows in opposite order.
-    conn.execute(_INSERT_ROUTES, [
-        {"mask_number": mask_number, "party": party, "other_party": other, "masking_id": masking.id,
-         "route_until": request.expires_at, "hold_until": hold_until}
-        for party, other in sorted(((m1, m2), (m2, m1)))
-    ])
-    conn.execute(_INSERT_PAIR, {"party_low": low, "party_high": high, "masking_id": masking.id,
-                                "expires_at": request.expires_at})
-    conn.execute(_MARK_ALLOCATED, {"pool_id": pool_id, "now": now})
-    return masking
+    params["masking_id"] = conn.first(_INSERT_MASKING, params)[0]
+    conn.execute(_INSERT_ROUTES, params)
+    conn.execute(_INSERT_PAIR, params)
+    return Masking(id=params["masking_id"], account_id=account_id, pool_number_id=params["pool_id"],
+                   mask_number=params["mask"], m1=m1, m2=m2, event_id=request.event_id, created_at=now,
+                   expires_at=request.expires_at, ended_at=None)
 
 
-def _why_no_number(conn: Connection, country: str | None, geo_match: str) -> str:
+_COUNT_ACTIVE = Statement("SELECT count(*) FROM pool_numbers WHERE status = 'active'")
+_COUNT_ACTIVE_IN = Statement("SELECT count(*) FROM pool_numbers WHERE status = 'active' AND country = :country")
+
+
+def _why_no_number(conn: DriverConnection, country: str | None, geo_match: str) -> str:
     """The 1505 detail: an empty pool and an exhausted one call for different fixes."""
-    usable = select(func.count()).select_from(PoolNumber).where(PoolNumber.status == PoolStatus.ACTIVE)
     if geo_match == "require" and country:
-        usable = usable.where(PoolNumber.country == country)
-        if not conn.execute(usable).scalar():
+        if not conn.first(_COUNT_ACTIVE_IN, {"country": country})[0]:
             return f"the pool has no active number in {country} (GEO_MATCH=require)"
-    elif not conn.execute(usable).scalar():
+    elif not conn.first(_COUNT_ACTIVE)[0]:
         return "the pool has no active number"
     return "every active pool number is in use by one of these parties, or cooling off after one of their maskings"
 
 
-def _pair_active(session: Session, account_id: int, masking_id: int) -> MaskingError:
-    existing = session.get(Masking, masking_id)
-    if existing is None or existing.account_id != account_id:
+_MASKING_FOR_1503 = Statement("SELECT account_id, mask_number, expires_at FROM maskings WHERE id = :id")
+
+
+def _pair_active(conn: DriverConnection, account_id: int, masking_id: int) -> MaskingError:
+    existing = conn.first(_MASKING_FOR_1503, {"id": masking_id})
+    if existing is None or existing[0] != account_id:
         # Another account's masking: say that it exists, not which number it uses.
         return MaskingError(errors.PAIR_ACTIVE, "these two numbers already have an active masking")
+    _, mask, expires_at = existing
+    expires = iso_utc(read_timestamp(expires_at))
     return MaskingError(
-        errors.PAIR_ACTIVE,
-        f"these two numbers are already masked behind {existing.mask_number} until {iso_utc(existing.expires_at)}",
-        data={"id": existing.id, "mask": existing.mask_number, "expires_at": iso_utc(existing.expires_at)},
+        errors.PAIR_ACTIVE, f"these two numbers are already masked behind {mask} until {expires}",
+        data={"id": masking_id, "mask": mask, "expires_at": expires},
     )
-
-
-def _pick_number(conn: Connection, parties: dict, country: str | None, geo_match: str, *, postgres: bool):
-    """The least recently given active number that neither party holds (geo rule applied)."""
-    params = {**parties, "country": country}
-    for query in _PICKS["off" if country is None else geo_match, postgres]:
-        row = conn.execute(query, params).first()
-        if row is not None:
-            return row.id, row.number
-    return None
 
 
 # ---------------------------------------------------------------- unset

@@ -8,19 +8,22 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, g, request
+from werkzeug.http import generate_etag
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from masking import accounts, errors, service
+from masking import accounts, driver, errors, service
 from masking.clock import iso_utc
 from masking.db import write_transaction
 from masking.errors import MaskingError
 from masking.phone import redact
 from masking.web.extensions import db, now as utcnow, settings
 
-bp = Blueprint("api", __name__, url_prefix="/api/v2")
+PATH_PREFIX = "/api/v2/"
+bp = Blueprint("api", __name__, url_prefix=PATH_PREFIX.rstrip("/"))
 log = logging.getLogger("masking.api")
 
 CORS_HEADERS = {
@@ -32,25 +35,43 @@ CORS_HEADERS = {
 }
 
 
+# Every envelope carries these, built once.
+ENVELOPE_HEADERS = [("Content-Type", "application/json; charset=utf-8"), *CORS_HEADERS.items(), ("Vary", "Origin")]
+
+
+@dataclass
+class Call:
+    """What the log line says of one API call; filled in as the call goes."""
+
+    endpoint: str
+    started: float
+    code: int | str = "-"
+    account: str = "-"
+    numbers: tuple[str, ...] = ()
+    mask: str | None = None
+
+
+def _call() -> Call:
+    return g.api_call
+
+
 # ---------------------------------------------------------------- envelope
 
 def envelope(payload: dict, status: int = 200) -> Response:
     """Compact JSON, keys in the order given (the vendor's clients compare bytes)."""
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    response = Response(body, status=status, content_type="application/json; charset=utf-8")
-    response.headers.update(CORS_HEADERS)
-    response.headers["Vary"] = "Origin"
-    response.add_etag()
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    response = Response(body, status=status, headers=ENVELOPE_HEADERS)
+    response.set_etag(generate_etag(body))
     return response
 
 
 def success(message: str, data) -> Response:
-    g.api_code = 0
+    _call().code = 0
     return envelope({"status": "success", "message": message, "data": data})
 
 
 def failure(error: MaskingError) -> Response:
-    g.api_code = error.code
+    _call().code = error.code
     payload = {"status": "error", "message": error.message, "code": error.code}
     if current_app.config["API_ERROR_DETAIL"]:
         if error.detail:
@@ -114,19 +135,22 @@ def _non_empty(value: dict) -> dict:
 
 # ---------------------------------------------------------------- endpoints
 
-def _authenticated(body: dict, *, write: bool):
-    account = accounts.authenticate(db.session(), body, utcnow(), write=write)
-    g.api_account = account.user_id
+def _authenticated(body: dict, *, write: bool, conn: driver.DriverConnection | None = None):
+    conn = conn or driver.of_session(db.session())
+    account = accounts.authenticate(conn, body, utcnow(), write=write)
+    _call().account = account.user_id
     return account
 
 
 def masking_set(body: dict) -> Response:
-    account = _authenticated(body, write=True)
-    now = utcnow()
-    req = service.read_set_request(body, now, settings())
-    g.api_numbers = (req.m1, req.m2)
-    masking = service.create_masking(db.session(), account, req, now, settings())
-    g.api_mask = masking.mask_number
+    # The busiest call: a pooled connection of its own, at the driver level, no ORM session.
+    with driver.checkout(db.engine) as conn:
+        account = _authenticated(body, write=True, conn=conn)
+        now = utcnow()
+        req = service.read_set_request(body, now, settings())
+        _call().numbers = (req.m1, req.m2)
+        masking = service.create_masking(conn, account, req, now, settings())
+    _call().mask = masking.mask_number
     return success("Masking set successfully", service.masking_view(masking, now))
 
 
@@ -136,8 +160,8 @@ def masking_unset(body: dict) -> Response:
     action, maskings = service.update_maskings(db.session(), account, body, now, settings())
     message = "Masking ended" if action == "ended" else "Masking expiry updated"
     views = [service.masking_view(m, now) for m in maskings]
-    g.api_numbers = tuple(n for m in maskings[:3] for n in (m.m1, m.m2))  # for the log line, hidden there
-    g.api_mask = maskings[0].mask_number
+    _call().numbers = tuple(n for m in maskings[:3] for n in (m.m1, m.m2))  # for the log line, hidden there
+    _call().mask = maskings[0].mask_number
     return success(message, {"action": action, "count": len(views), "maskings": views})
 
 
@@ -167,8 +191,8 @@ def auth_login(body: dict) -> Response:
     # Read and write in one write transaction: on SQLite a read transaction that then writes
     # fails at once ("database is locked") when another connection wrote meanwhile.
     with write_transaction(db.session()):
-        account = accounts.check_token(db.session(), user_id, token)
-        g.api_account = account.user_id
+        account = accounts.check_token(driver.of_session(db.session()), user_id, token)
+        _call().account = account.user_id
         ssid, row = accounts.open_session(db.session(), account, now, settings().ssid_ttl_seconds)
     return success("Logged in", {"ssid": ssid, "expires_at": iso_utc(row.expires_at)})
 
@@ -206,14 +230,13 @@ def openapi():
 @bp.route("/", defaults={"endpoint": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
 @bp.route("/<path:endpoint>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
 def dispatch(endpoint: str):
-    g.api_started = time.perf_counter()
-    g.api_endpoint = endpoint.strip("/").lower()
-    handler = ENDPOINTS.get(g.api_endpoint)
+    call = g.api_call = Call(endpoint.strip("/").lower(), time.perf_counter())
+    handler = ENDPOINTS.get(call.endpoint)
     try:
         if handler is None:
             raise MaskingError(errors.UNKNOWN_ENDPOINT, f"no endpoint /api/v2/{endpoint[:60]}")
         if request.method == "OPTIONS":  # CORS preflight
-            g.api_code = 0
+            call.code = 0
             response = Response(status=204)
             response.headers.update(CORS_HEADERS)
             return response
@@ -228,26 +251,27 @@ def dispatch(endpoint: str):
         return response
     except OperationalError as exc:
         db.session.rollback()
-        log.error("database unavailable on %s: %s", g.api_endpoint, exc.__class__.__name__)
+        log.error("database unavailable on %s: %s", call.endpoint, exc.__class__.__name__)
         return failure(MaskingError(errors.DB_UNAVAILABLE, "the database is not reachable; try again shortly"))
-    except SQLAlchemyError:
+    except SQLAlchemyError as exc:
         db.session.rollback()
-        log.exception("database error on %s", g.api_endpoint)
+        # No traceback: the error's text may carry the row's values (phone numbers).
+        log.error("database error on %s: %s", call.endpoint, driver.describe_error(exc))
         return failure(MaskingError(errors.SERVER_ERROR))
     except Exception:
         db.session.rollback()
-        log.exception("unexpected error on %s", g.api_endpoint)
+        log.exception("unexpected error on %s", call.endpoint)
         return failure(MaskingError(errors.SERVER_ERROR))
 
 
 @bp.after_request
 def log_call(response: Response) -> Response:
     """One line per API call; phone numbers partly hidden."""
-    if hasattr(g, "api_endpoint"):
-        numbers = " ".join(redact(n) for n in getattr(g, "api_numbers", ()))
+    call = g.get("api_call")
+    if call is not None and log.isEnabledFor(logging.INFO):
         log.info(
             "api call account=%s endpoint=%s code=%s http=%s ms=%.1f numbers=[%s] mask=%s",
-            getattr(g, "api_account", "-"), g.api_endpoint, getattr(g, "api_code", "-"), response.status_code,
-            (time.perf_counter() - g.api_started) * 1000, numbers, redact(getattr(g, "api_mask", None)) or "-",
+            call.account, call.endpoint, call.code, response.status_code, (time.perf_counter() - call.started) * 1000,
+            " ".join(redact(n) for n in call.numbers), redact(call.mask) or "-",
         )
     return response

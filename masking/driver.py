@@ -1,0 +1,175 @@
+"""SQL at the driver level, for the statements every API call runs.
+
+SQLAlchemy Core costs about 0.1 ms of Python per statement on top of the driver (execution
+context, events, bind processing). A ``Masking/set`` runs eight statements, six of them
+while it holds SQLite's write lock, which every other writer waits for; so credentials and
+the allocation talk to the DBAPI connection directly. Everything else uses the ORM.
+
+The SQL is written once, with ``:name`` parameters (sqlite3's named style); for psycopg it
+is rewritten to ``%(name)s`` when the statement is built. Timestamps are naive UTC: psycopg
+binds them as they are, and on SQLite they are bound as the text SQLAlchemy's ``DateTime``
+stores ('YYYY-MM-DD HH:MM:SS.ffffff'), which compares correctly as text. Comparisons with
+``now`` are done in SQL, so the hot path never parses a stored time.
+
+Driver errors are re-raised as SQLAlchemy's exceptions (``OperationalError``,
+``IntegrityError``...), so callers handle one family whichever path ran the statement.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+from datetime import datetime
+from typing import Iterator
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from .db import is_sqlite, sqlite_write_gate
+
+# A quoted literal (left alone), a run of whitespace, or a :name parameter (not a ::cast).
+_SQL_TOKEN = re.compile(r"('(?:[^']|'')*')|(\s+)|(?<![:\w]):(\w+)")
+
+
+class Statement:
+    """One SQL text in both parameter styles."""
+
+    __slots__ = ("named", "pyformat")
+
+    def __init__(self, sql: str):
+        def rewrite(match: re.Match, parameter: str) -> str:
+            literal, space, name = match.groups()
+            return literal if literal else " " if space else parameter.format(name)
+
+        sql = sql.strip()
+        self.named = _SQL_TOKEN.sub(lambda m: rewrite(m, ":{}"), sql)
+        self.pyformat = _SQL_TOKEN.sub(lambda m: rewrite(m, "%({})s"), sql.replace("%", "%%"))
+
+    def __repr__(self) -> str:
+        return f"Statement({self.named!r})"
+
+
+class DriverConnection:
+    """A DBAPI connection with the two differences between our drivers smoothed over:
+    the parameter style and how a timestamp is bound."""
+
+    def __init__(self, dbapi_connection, engine: Engine, *, owns_transaction: bool, on_disconnect=None):
+        self.raw = dbapi_connection
+        self.engine = engine
+        self.sqlite = is_sqlite(engine)
+        self.owns_transaction = owns_transaction
+        self._dbapi_error = engine.dialect.loaded_dbapi.Error
+        self._cursor = dbapi_connection.cursor()
+        self._on_disconnect = on_disconnect
+
+    def timestamp(self, moment: datetime | None):
+        """``moment`` (naive UTC) as this driver binds it."""
+        if moment is None or not self.sqlite:
+            return moment
+        return moment.isoformat(" ", "microseconds")
+
+    def execute(self, statement: Statement, params: dict | None = None):
+        """Run ``statement``; returns the cursor (fetch from it before the next execute)."""
+        sql = statement.named if self.sqlite else statement.pyformat
+        try:
+            return self._cursor.execute(sql, params or {})
+        except self._dbapi_error as exc:
+            raise self._wrap(exc, statement.named, params) from exc
+
+    def rows(self, statement: Statement, params: dict | None = None) -> list[tuple]:
+        """All rows. Reading to the end also ends SQLite's implicit read transaction."""
+        cursor = self.execute(statement, params)
+        try:
+            return cursor.fetchall()
+        except self._dbapi_error as exc:
+            raise self._wrap(exc, statement.named, params) from exc
+
+    def first(self, statement: Statement, params: dict | None = None) -> tuple | None:
+        rows = self.rows(statement, params)
+        return rows[0] if rows else None
+
+    def _wrap(self, exc: Exception, sql: str, params) -> DBAPIError:
+        invalidated = self.engine.dialect.is_disconnect(exc, self.raw, self._cursor)
+        if invalidated and self._on_disconnect is not None:
+            self._on_disconnect(exc)
+        # hide_parameters: the phone numbers bound to a statement never reach a log.
+        return DBAPIError.instance(sql, params, exc, self._dbapi_error, hide_parameters=True,
+                                   connection_invalidated=invalidated, dialect=self.engine.dialect)
+
+    @contextlib.contextmanager
+    def write_transaction(self) -> Iterator[None]:
+        """Commit on success, roll back on any error.
+
+        On SQLite, writers first queue on the machine's write gate, then take the write
+        lock up front (``BEGIN IMMEDIATE``) so the reads that decide the write see every
+        committed row. On PostgreSQL the transaction begins with the first statement.
+        """
+        if not self.owns_transaction:
+            raise RuntimeError("a session's connection: its transaction belongs to the session")
+        gate = sqlite_write_gate(self.engine) if self.sqlite else None
+        with gate.held() if gate is not None else contextlib.nullcontext():
+            try:
+                if self.sqlite:
+                    self._cursor.execute("BEGIN IMMEDIATE")
+                yield
+                self.raw.commit()
+            except self._dbapi_error as exc:
+                self._rollback_quietly()
+                raise self._wrap(exc, "BEGIN/COMMIT", None) from exc
+            except BaseException:
+                self._rollback_quietly()
+                raise
+
+    def _rollback_quietly(self) -> None:
+        try:
+            self.raw.rollback()
+        except self._dbapi_error:
+            pass  # the connection is gone; the pool will find out on its own
+
+
+@contextlib.contextmanager
+def checkout(engine: Engine) -> Iterator[DriverConnection]:
+    """A connection of its own from the engine's pool, in autocommit-like state, returned after."""
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    try:
+        proxied = engine.raw_connection()
+    except dbapi_error as exc:  # could not connect: the same exception a Session would raise
+        raise DBAPIError.instance(None, None, exc, dbapi_error, dialect=engine.dialect) from exc
+    connection = DriverConnection(proxied.driver_connection, engine, owns_transaction=True,
+                                  on_disconnect=lambda _exc: proxied.invalidate())
+    try:
+        yield connection
+    finally:
+        try:
+            connection._cursor.close()
+        except connection._dbapi_error:
+            pass
+        proxied.close()  # back to the pool, which rolls back whatever is left open
+
+
+def of_session(session: Session) -> DriverConnection:
+    """The session's own connection, inside the session's transaction."""
+    connection = session.connection()
+    return DriverConnection(connection.connection.driver_connection, connection.engine, owns_transaction=False,
+                            on_disconnect=lambda _exc: connection.invalidate())
+
+
+def read_timestamp(value) -> datetime | None:
+    """A stored timestamp as the driver returns it (SQLite: text) -> naive datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A database error as the log may show it: its kind and primary message only.
+
+    PostgreSQL's DETAIL ("Key (party)=(+9198...) already exists", "Failing row contains
+    ...") and the bound parameters would put phone numbers in the log.
+    """
+    orig = getattr(exc, "orig", None) or exc
+    diag = getattr(orig, "diag", None)
+    lines = str(orig).splitlines()
+    message = getattr(diag, "message_primary", None) or (lines[0] if lines else "")
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    return f"{type(orig).__name__}{f' {code}' if code else ''}: {message}"
