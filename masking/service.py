@@ -27,6 +27,7 @@ from . import errors
 from .db import write_transaction
 from .driver import DriverConnection, Statement, describe_error, read_timestamp
 from .errors import MaskingError
+from .group_commit import run_write
 from .expiry import END_NOW, parse_instant, resolve_expiry
 from .accounts import Principal
 from .models import ActivePair, Masking, MaskingStatus, Route
@@ -124,8 +125,7 @@ def create_masking(conn: DriverConnection, account: Principal, request: SetReque
     """
     for attempt in range(ALLOCATION_ATTEMPTS):
         try:
-            with conn.write_transaction():
-                return _allocate(conn, account.id, request, now, settings)
+            return run_write(conn, lambda c: _allocate(c, account.id, request, now, settings))
         except DBAPIError as exc:
             if not _retryable(exc):
                 log.error("masking not stored: %s", describe_error(exc))
