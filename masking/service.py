@@ -1,7 +1,9 @@
-"""The masking rules: set, unset, get, list. Plain Python over a SQLAlchemy session.
+"""The masking rules: set, unset, get, list. Plain Python, no Flask.
 
-Every call takes ``now`` (naive UTC) so expiry is exact and testable. Writes run in
-``write_transaction``; the invariants hold because the database refuses to break them:
+Set and unset, the busy calls, run driver-level SQL (``masking.driver``) in a write
+transaction (``masking.group_commit.run_write``); get, list and the rest use the ORM.
+Every call takes ``now`` (naive UTC) so expiry is exact and testable. The invariants
+hold because the database refuses to break them:
 
 * (R) ``routes`` has one row per (masking number, party): unique index.
 * (P) ``active_pairs`` has one row per unordered pair: primary key.
@@ -13,13 +15,14 @@ retried, when it sees the winner and answers 1503, 1505 or another number.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -269,7 +272,7 @@ def _party_filter(number: str):
     return or_(Masking.m1 == number, Masking.m2 == number)
 
 
-def update_maskings(session: Session, account: Principal, body: dict, now: datetime,
+def update_maskings(conn: DriverConnection, account: Principal, body: dict, now: datetime,
                     settings: MaskingSettings) -> tuple[str, list[Masking]]:
     """Unset: end (no expiry, or duration <= 0) or re-time the account's live maskings
     matching ``mask``/``m1``/``m2``. A number given as m1 or m2 matches either party.
@@ -279,42 +282,77 @@ def update_maskings(session: Session, account: Principal, body: dict, now: datet
     selector = read_selector(body, settings)
     new_expiry = resolve_expiry(body, now, zone=settings.zone, default_minutes=None,
                                 max_minutes=settings.max_expiry_minutes, allow_end=True)
-    with write_transaction(session):
-        # Candidates through the small routes table (live and cooling-off maskings only), not
-        # through the maskings' whole history on that number or party.
-        candidates = select(Route.masking_id).where(Route.route_until > now)
-        if "mask" in selector:
-            candidates = candidates.where(Route.mask_number == selector["mask"])
-        party = selector.get("m1") or selector.get("m2")
-        if party:
-            candidates = candidates.where(Route.party == party)
-        query = (select(Masking)
-                 .where(Masking.id.in_(candidates), Masking.account_id == account.id, _live(now))
-                 .order_by(Masking.id))
-        for field in ("m1", "m2"):
-            if field in selector:
-                query = query.where(_party_filter(selector[field]))
-        maskings = list(session.scalars(query.with_for_update()))
-        if not maskings:
-            raise MaskingError(errors.NOT_FOUND, "no active masking of this account matches " +
-                               ", ".join(f"{k}={redact(v)}" for k, v in selector.items()))
-        ids = [m.id for m in maskings]
-        if new_expiry == END_NOW:
-            action, route_until = "ended", now
-            for masking in maskings:
-                masking.ended_at = now
-            session.execute(delete(ActivePair).where(ActivePair.masking_id.in_(ids)))
-        else:
-            action, route_until = "extended", new_expiry
-            for masking in maskings:
-                masking.expires_at = new_expiry
-            session.execute(update(ActivePair).where(ActivePair.masking_id.in_(ids)).values(expires_at=new_expiry))
-        session.execute(
-            update(Route).where(Route.masking_id.in_(ids))
-            .values(route_until=route_until, hold_until=route_until + timedelta(seconds=settings.cooloff_seconds))
-        )
-        session.flush()
-    return action, maskings
+    return run_write(conn, lambda c: _update(c, account.id, selector, new_expiry, now, settings))
+
+
+_MATCHING_COLUMNS = "id, pool_number_id, mask_number, m1, m2, event_id, created_at, expires_at"
+
+
+@functools.lru_cache(maxsize=None)
+def _matching_statement(fields: frozenset[str], postgres: bool) -> Statement:
+    """The account's live maskings matching the given selector fields, oldest first.
+
+    Candidates come through the small routes table (live and cooling-off maskings only),
+    not through the maskings' whole history on that number or party.
+    """
+    routes = ["route_until > :now"]
+    if "mask" in fields:
+        routes.append("mask_number = :mask")
+    if fields & {"m1", "m2"}:
+        routes.append("party = :party")
+    parties = [f"(m1 = :{field} OR m2 = :{field})" for field in ("m1", "m2") if field in fields]
+    return Statement(f"""
+        SELECT {_MATCHING_COLUMNS} FROM maskings
+        WHERE id IN (SELECT masking_id FROM routes WHERE {" AND ".join(routes)})
+          AND account_id = :account_id AND ended_at IS NULL AND expires_at > :now
+          {"".join(f" AND {p}" for p in parties)}
+        ORDER BY id {"FOR UPDATE" if postgres else ""}
+    """)
+
+
+# The most ids one statement binds (SQLite allows 32,766 parameters).
+_CHUNK = 500
+
+
+@functools.lru_cache(maxsize=64)
+def _unset_statements(ending: bool, count: int) -> tuple[Statement, Statement, Statement]:
+    """End or re-time ``count`` maskings (ids :id0 ...): the masking, its pair, its leases."""
+    ids = ", ".join(f":id{i}" for i in range(count))
+    if ending:
+        masking = Statement(f"UPDATE maskings SET ended_at = :now WHERE id IN ({ids})")
+        pair = Statement(f"DELETE FROM active_pairs WHERE masking_id IN ({ids})")
+    else:
+        masking = Statement(f"UPDATE maskings SET expires_at = :route_until WHERE id IN ({ids})")
+        pair = Statement(f"UPDATE active_pairs SET expires_at = :route_until WHERE masking_id IN ({ids})")
+    routes = Statement(f"UPDATE routes SET route_until = :route_until, hold_until = :hold_until "
+                       f"WHERE masking_id IN ({ids})")
+    return masking, pair, routes
+
+
+def _update(conn: DriverConnection, account_id: int, selector: dict[str, str], new_expiry, now: datetime,
+            settings: MaskingSettings) -> tuple[str, list[Masking]]:
+    params = {**selector, "party": selector.get("m1") or selector.get("m2"), "account_id": account_id,
+              "now": conn.timestamp(now)}
+    rows = conn.rows(_matching_statement(frozenset(selector), not conn.sqlite), params)
+    if not rows:
+        raise MaskingError(errors.NOT_FOUND, "no active masking of this account matches " +
+                           ", ".join(f"{k}={redact(v)}" for k, v in selector.items()))
+    ending = new_expiry == END_NOW
+    route_until = now if ending else new_expiry
+    params["route_until"] = conn.timestamp(route_until)
+    params["hold_until"] = conn.timestamp(route_until + timedelta(seconds=settings.cooloff_seconds))
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start:start + _CHUNK]
+        ids = {f"id{i}": row[0] for i, row in enumerate(chunk)}
+        for statement in _unset_statements(ending, len(chunk)):
+            conn.execute(statement, {**params, **ids})
+    maskings = [
+        Masking(id=masking_id, account_id=account_id, pool_number_id=pool_id, mask_number=mask, m1=m1, m2=m2,
+                event_id=event_id, created_at=read_timestamp(created_at),
+                expires_at=read_timestamp(expires_at) if ending else new_expiry, ended_at=now if ending else None)
+        for masking_id, pool_id, mask, m1, m2, event_id, created_at, expires_at in rows
+    ]
+    return ("ended" if ending else "extended"), maskings
 
 
 # ---------------------------------------------------------------- get and list

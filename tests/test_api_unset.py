@@ -65,6 +65,27 @@ def test_by_mask_ends_every_masking_of_the_account_on_that_number(client, app, a
     check_invariants(app, T0)
 
 
+@pytest.mark.parametrize("extra", [{}, {"expiry_duration": 30}])
+def test_many_matches_are_changed_in_chunks_of_ids(client, app, account, now, monkeypatch, extra):
+    from masking import service
+
+    monkeypatch.setattr(service, "_CHUNK", 2)  # five maskings: chunks of 2, 2 and 1
+    add_pool(app, POOL[0])
+    made = [set_masking(client, account, PARTIES[2 * i], PARTIES[2 * i + 1]) for i in range(5)]
+    data = unset(client, account, mask=POOL[0], **extra)
+    assert data["count"] == 5 and ids(data) == {m["id"] for m in made}
+    expected = "ended" if not extra else "active"
+    assert {get_masking(client, account, m["id"])["status"] for m in made} == {expected}
+    with app.app_context():
+        routes = db.session.query(Route).all()
+        assert len(routes) == 10
+        until = T0 if not extra else T0 + timedelta(minutes=30)
+        assert {r.route_until for r in routes} == {until}
+        assert {r.hold_until for r in routes} == {until + timedelta(seconds=300)}
+        assert db.session.query(ActivePair).count() == (0 if not extra else 5)
+    check_invariants(app, T0)
+
+
 def test_by_mask_in_national_form(client, account, three):
     data = unset(client, account, mask=three["ab"]["mask"].replace("+91", "0"))
     assert ids(data) == {three["ab"]["id"]}
