@@ -34,26 +34,52 @@ import loadgen  # noqa: E402
 
 
 class StatementTimer:
-    """Time spent inside cursor.execute, per statement text."""
+    """Time spent running SQL, per statement text: the ORM's statements (cursor.execute, via
+    SQLAlchemy's events) and the driver-level ones of set and unset (masking.driver, their
+    execute step; COMMIT is counted under "COMMIT")."""
 
     def __init__(self, engine):
         from sqlalchemy import event
+
+        from masking.driver import DriverConnection
 
         self.stats = defaultdict(lambda: [0, 0.0])
         self.on = False
         event.listen(engine, "before_cursor_execute", self._before)
         event.listen(engine, "after_cursor_execute", self._after)
-        self._started = {}
+        timer = self
+        execute = DriverConnection.execute
+
+        def timed_execute(conn, statement, params=None):
+            started = time.perf_counter()
+            try:
+                return execute(conn, statement, params)
+            finally:
+                timer._count(statement.named, time.perf_counter() - started)
+
+        DriverConnection.execute = timed_execute
+        commit = DriverConnection.commit
+
+        def timed_commit(conn):
+            started = time.perf_counter()
+            try:
+                return commit(conn)
+            finally:
+                timer._count("COMMIT", time.perf_counter() - started)
+
+        DriverConnection.commit = timed_commit
+
+    def _count(self, statement: str, seconds: float) -> None:
+        if self.on:
+            entry = self.stats[re.sub(r"\s+", " ", statement).strip()]
+            entry[0] += 1
+            entry[1] += seconds
 
     def _before(self, conn, cursor, statement, parameters, context, executemany):
         conn.info["t0"] = time.perf_counter()
 
     def _after(self, conn, cursor, statement, parameters, context, executemany):
-        if self.on:
-            key = re.sub(r"\s+", " ", statement).strip()
-            entry = self.stats[key]
-            entry[0] += 1
-            entry[1] += time.perf_counter() - conn.info.pop("t0", time.perf_counter())
+        self._count(statement, time.perf_counter() - conn.info.pop("t0", time.perf_counter()))
 
     def report(self, requests: int) -> float:
         total = sum(t for _, t in self.stats.values())
@@ -66,6 +92,8 @@ class StatementTimer:
 class Sections:
     """Wall time inside chosen functions of the app, without a profiler's overhead."""
 
+    # (module, name): the name is replaced in that module, so callers reaching it through
+    # the module's globals (or as module.name) are timed.
     TARGETS = [
         ("masking.web.api", "read_body"),
         ("masking.web.api", "envelope"),
@@ -77,10 +105,10 @@ class Sections:
         ("masking.phone", "normalise"),
         ("masking.service", "region_of"),
         ("masking.service", "create_masking"),
+        ("masking.service", "run_write"),
         ("masking.service", "_allocate"),
-        ("masking.service", "_pick_number"),
         ("masking.service", "update_maskings"),
-        ("masking.db", "begin_write"),
+        ("masking.service", "_update"),
         ("masking.service", "masking_view"),
     ]
 
@@ -91,7 +119,7 @@ class Sections:
         for module_name, attr in self.TARGETS:
             module = importlib.import_module(module_name)
             setattr(module, attr, self._wrap(f"{module_name}.{attr}", getattr(module, attr)))
-        # flask's session.commit, wherever it is called from
+        # the ORM's commits (get, list, the dashboard), wherever they are called from
         from sqlalchemy.orm import Session
 
         Session.commit = self._wrap("Session.commit", Session.commit)
@@ -226,28 +254,27 @@ def main() -> int:
 
 
 def show_plans(app):
-    """SQLite's query plans for the statements of set and unset."""
+    """SQLite's query plans for the driver-level statements of set and unset."""
+    from masking import service
     from masking.web.extensions import db
 
+    params = {"m1": "+919800000000", "m2": "+919900000000", "low": "+919800000000", "high": "+919900000000",
+              "party": "+919800000000", "mask": "+918041100000", "country": "IN", "account_id": 1,
+              "now": "2030-01-01 00:00:00.000000"}
+    queries = {
+        "find the pair": service._FIND_PAIR,
+        "take a number (GEO_MATCH=prefer, in country)": service._TAKE_NUMBER_STATEMENTS["prefer", False][0],
+        "unset: matching maskings (mask, m1, m2)": service._matching_statement(frozenset({"mask", "m1", "m2"}),
+                                                                               False),
+        "unset: matching maskings (mask alone)": service._matching_statement(frozenset({"mask"}), False),
+    }
     with app.app_context():
         conn = db.engine.raw_connection()
         cursor = conn.cursor()
-        now = "2030-01-01 00:00:00"
-        queries = {
-            "pick number": "SELECT pool_numbers.id, pool_numbers.number FROM pool_numbers WHERE pool_numbers.status = 'active' "
-                           "AND (pool_numbers.number NOT IN (SELECT routes.mask_number FROM routes WHERE routes.party IN (?, ?))) "
-                           "AND pool_numbers.country = 'IN' ORDER BY pool_numbers.last_allocated_at, pool_numbers.id LIMIT 1",
-            "unset select": "SELECT maskings.id FROM maskings WHERE maskings.account_id = 1 AND maskings.ended_at IS NULL "
-                            "AND maskings.expires_at > ? AND maskings.mask_number = ? AND (maskings.m1 = ? OR maskings.m2 = ?) "
-                            "AND (maskings.m1 = ? OR maskings.m2 = ?) ORDER BY maskings.id",
-        }
-        params = {"pick number": ("+919800000000", "+919900000000"),
-                  "unset select": (now, "+918041100000", "+919800000000", "+919800000000", "+919900000000",
-                                   "+919900000000")}
         print("\n-- SQLite query plans --")
-        for name, sql in queries.items():
+        for name, statement in queries.items():
             print(f"  {name}:")
-            for row in cursor.execute("EXPLAIN QUERY PLAN " + sql, params[name]):
+            for row in cursor.execute("EXPLAIN QUERY PLAN " + statement.named, params):
                 print(f"    {row[-1]}")
         conn.close()
 

@@ -112,13 +112,16 @@ class DriverConnection:
                 if self.sqlite:
                     self._cursor.execute("BEGIN IMMEDIATE")
                 yield
-                self.raw.commit()
+                self.commit()
             except self._dbapi_error as exc:
                 self._rollback_quietly()
                 raise self._wrap(exc, "BEGIN/COMMIT", None) from exc
             except BaseException:
                 self._rollback_quietly()
                 raise
+
+    def commit(self) -> None:
+        self.raw.commit()
 
     def _rollback_quietly(self) -> None:
         try:
