@@ -277,14 +277,19 @@ class LiveStack:
                **(extra_env or {})}
         env.pop("INTERNAL_API_PORT", None)
         env.pop("MASKING_API_URL", None)
-        self.log_file = open(os.devnull, "w")
+        import tempfile
+
+        # The launcher's output, shown when it fails to start (only then: it is otherwise noise).
+        self.log_file = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen([sys.executable, "-m", "masking.web.serve"],
                                         cwd=Path(__file__).resolve().parent.parent, env=env,
                                         stdout=self.log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the launcher exited with {self.process.returncode}")
+                tail = self._log_tail()
+                self.log_file.close()
+                raise RuntimeError(f"the launcher exited with {self.process.returncode}:\n{tail}")
             try:
                 if all(requests.get(u + "/healthz", timeout=1).status_code == 200
                        for u in (self.url, self.internal_url)):
@@ -292,8 +297,14 @@ class LiveStack:
             except requests.RequestException:
                 pass
             time.sleep(0.1)
+        tail = self._log_tail()
         self.stop()
-        raise RuntimeError("the launcher's servers did not become healthy within 30 s")
+        raise RuntimeError(f"the launcher's servers did not become healthy within 30 s:\n{tail}")
+
+    def _log_tail(self, lines: int = 40) -> str:
+        self.log_file.flush()
+        self.log_file.seek(0)
+        return "\n".join(self.log_file.read().splitlines()[-lines:])
 
     def stop(self) -> int | None:
         import signal
