@@ -1,9 +1,9 @@
-"""SQL at the driver level, for the statements every API call runs.
+"""SQL at the driver level, for the statements of the busy API calls.
 
 SQLAlchemy Core costs about 0.1 ms of Python per statement on top of the driver (execution
-context, events, bind processing). A ``Masking/set`` runs eight statements, six of them
-while it holds SQLite's write lock, which every other writer waits for; so credentials and
-the allocation talk to the DBAPI connection directly. Everything else uses the ORM.
+context, events, bind processing). A ``Masking/set`` runs seven statements, six of them
+inside SQLite's write lock, which every other writer waits for; so credentials, set and
+unset talk to the DBAPI connection directly. Everything else uses the ORM.
 
 The SQL is written once, with ``:name`` parameters (sqlite3's named style); for psycopg it
 is rewritten to ``%(name)s`` when the statement is built. Timestamps are naive UTC: psycopg
@@ -132,7 +132,8 @@ class DriverConnection:
 
 @contextlib.contextmanager
 def checkout(engine: Engine) -> Iterator[DriverConnection]:
-    """A connection of its own from the engine's pool, in autocommit-like state, returned after."""
+    """A connection of its own from the engine's pool; back to the pool afterwards, where
+    whatever it left open is rolled back."""
     dbapi_error = engine.dialect.loaded_dbapi.Error
     try:
         proxied = engine.raw_connection()
@@ -147,7 +148,7 @@ def checkout(engine: Engine) -> Iterator[DriverConnection]:
             connection._cursor.close()
         except connection._dbapi_error:
             pass
-        proxied.close()  # back to the pool, which rolls back whatever is left open
+        proxied.close()
 
 
 def of_session(session: Session) -> DriverConnection:
