@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, g, request
-from werkzeug.http import generate_etag
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from werkzeug.http import generate_etag
 
 from masking import accounts, driver, errors, service
 from masking.clock import iso_utc
