@@ -74,6 +74,11 @@ def _attempts(app):
         return db.session.scalars(select(MaskAttempt).order_by(MaskAttempt.id)).all()
 
 
+def _local_time(app, moment, clock) -> str:
+    """How the page shows ``moment``: the time alone on the same local day, else with the date."""
+    return humanize.local_time(moment, app.extensions["masking_settings"].zone, clock())
+
+
 def _row_ids(html: str) -> list[int]:
     return [int(n) for n in re.findall(r'<tr id="mask-(\d+)"', html)]
 
@@ -129,11 +134,12 @@ def test_create_a_mask(dash, clock):
     assert 'data-copy="+9180412345' in html and "Copy number" in html
     text = text_of(html)
     assert "+91 98765 43200 and +91 98765 43201" in text
-    assert re.search(r"Ends \d\d:\d\d \(in (59 min|1 h)\)", text), text
+    [attempt] = _attempts(dash)
+    # '00:41', or '28 Nov 00:41' when the hour ahead crosses local midnight
+    assert re.search(rf"Ends {re.escape(_local_time(dash, attempt.expires_at, clock))} \(in (59 min|1 h)\)", text), text
     assert 'value=""' in html and 'id="m1"' in html  # the form is fresh for the next mask
     assert_no_inline_code(html)
 
-    [attempt] = _attempts(dash)
     assert (attempt.action, attempt.outcome, attempt.m1, attempt.m2) == ("set", "success", PARTIES[0], PARTIES[1])
     assert attempt.mask.startswith("+9180412345") and attempt.masking_id and attempt.event_id == "ticket-42"
     assert attempt.m1_digits == "919876543200" and attempt.requested_minutes == 60
@@ -163,12 +169,14 @@ def test_refusals_in_plain_words_with_input_kept(dash, fields, expected):
     assert attempt.outcome == "error" and attempt.error_code in (1000, 1501, 1502, 1507)
 
 
-def test_pair_already_masked_and_no_number_free(dash, app):
+def test_pair_already_masked_and_no_number_free(dash, app, clock):
     client = logged_in_client(dash)
     _mask(client, PARTIES[0], PARTIES[1])
+    until = _local_time(dash, _attempts(dash)[0].expires_at, clock)
     again = text_of(_mask(client, PARTIES[0], PARTIES[1]).get_data(as_text=True))
     assert re.search(r"These two numbers \+91 98765 43200 and \+91 98765 43201 are already masked behind "
-                     r"\+91 80 4123 450\d until \d\d:\d\d \(in (59 min|1 h)\); end that mask first or wait\.", again), again
+                     rf"\+91 80 4123 450\d until {re.escape(until)} \(in (59 min|1 h)\); end that mask first or "
+                     r"wait\.", again), again
     # PARTIES[0] now holds pool numbers one by one until none is left for it.
     _mask(client, PARTIES[0], PARTIES[2])
     _mask(client, PARTIES[0], PARTIES[3])
