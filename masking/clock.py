@@ -4,7 +4,8 @@ All rules take ``now`` as an argument; production passes ``utcnow()``. Tests pas
 chosen instants, so expiry at the boundary is checked to the microsecond without sleeping.
 Times are naive UTC everywhere in storage (the same on SQLite and PostgreSQL).
 """
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone
+from zoneinfo import ZoneInfo
 
 
 def utcnow() -> datetime:
@@ -16,3 +17,8 @@ def iso_utc(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.replace(microsecond=0).isoformat() + "Z"
+
+
+def local_midnight_utc(day: date, zone: ZoneInfo) -> datetime:
+    """The instant (naive UTC) the local ``day`` begins in ``zone``."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)

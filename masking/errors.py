@@ -34,7 +34,7 @@ _CODES = [
     ErrorCode(1504, "Masking could not be inserted", 500, "the database refused to store the masking"),
     ErrorCode(1505, "Masking No not available", 200, "no pool number can serve this pair now"),
     # Ours.
-    ErrorCode(1506, "Masking not found", 200, "no active masking of this account matches (unset, get)"),
+    ErrorCode(1506, "Masking not found", 200, "no masking of this account matches (unset: no active one; get: none with that id)"),
     ErrorCode(1507, "Invalid expiry time", 200,
               "expiry_time unreadable, not in the future, or beyond the maximum expiry"),
     ErrorCode(1508, "Unknown endpoint", 200, "no API endpoint at this path"),

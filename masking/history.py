@@ -43,7 +43,7 @@ import io
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -52,6 +52,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.orm import Session, selectinload
 
+from .attempts import ACTIVE, ENDED, EXPIRED, FAILED
+from .attempts import status as attempt_status
+from .clock import local_midnight_utc
 from .explain import SHORT, short_label
 from .humanize import to_local
 from .models import AttemptAction, AttemptOutcome, MaskAttempt, User
@@ -63,7 +66,7 @@ MAX_SEARCH_DIGITS = 15  # E.164 has at most 15 digits
 MAX_ID = 2**31 - 1  # ids are INTEGER columns
 MIN_SEARCH_DIGITS = 4  # fewer would match a large part of the table (and read it all to sort it)
 
-ACTIVE, EXPIRED, ENDED, FAILED, UNAVAILABLE = "active", "expired", "ended", "failed", "unavailable"
+UNAVAILABLE = "unavailable"  # ACTIVE ... FAILED: the attempt statuses of masking.attempts
 FAILED_CODE_PREFIX = "failed:"
 MATCH_STARTS, MATCH_CONTAINS = "starts", "contains"
 
@@ -216,11 +219,6 @@ def _parse_day(text: str) -> date:
     if day is None or not 1900 <= day.year <= 9000:
         raise ValueError(text)
     return day
-
-
-def local_midnight_utc(day: date, zone: ZoneInfo) -> datetime:
-    """The instant (naive UTC) a local day begins in ``zone``."""
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def search_digits(text: str) -> str:
@@ -465,16 +463,7 @@ def export_csv(session: Session, filters: Filters, now: datetime, *, zone: ZoneI
     for rows in export_batches(session, filters, now, country_code=country_code, batch_size=batch_size):
         out = []
         for row in rows:
-            if row.outcome != AttemptOutcome.SUCCESS:
-                result = FAILED
-            elif row.action != AttemptAction.SET:
-                result = row.action
-            elif row.ended_at is not None:
-                result = ENDED
-            elif row.expires_at is not None and row.expires_at <= now:
-                result = EXPIRED
-            else:
-                result = ACTIVE
+            result = attempt_status(row, now)
             failed = row.outcome != AttemptOutcome.SUCCESS
             out.append([
                 row.id, _local(row.created_at, zone), _utc(row.created_at), csv_cell(names.get(row.user_id)),

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, exists, func, literal, select
 from sqlalchemy.orm import Session
 
+from .clock import local_midnight_utc
 from .explain import SHORT
 from .humanize import to_local
 from .models import AttemptAction, AttemptOutcome, MaskAttempt, PoolNumber, PoolStatus, Route, User
@@ -138,11 +139,6 @@ def code_label(code: int | None) -> str:
 
 
 # ---------------------------------------------------------------- time windows
-
-def local_midnight_utc(day: date, zone: ZoneInfo) -> datetime:
-    """The instant (naive UTC) the local ``day`` starts in ``zone``."""
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
-
 
 def day_window(now: datetime, zone: ZoneInfo, days: int = DAYS) -> tuple[list[date], list[datetime]]:
     """The last ``days`` local dates (today last) and their ``days + 1`` boundaries in UTC."""

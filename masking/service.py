@@ -126,9 +126,13 @@ def create_masking(conn: DriverConnection, account: Principal, request: SetReque
     1503 if the pair already has a live masking, 1505 if no number fits, 1504 if the
     database refuses the write for another reason. Nothing is half-written.
     """
+    params = _allocation_params(conn, account.id, request, now, settings)  # prepared outside the write lock
     for attempt in range(ALLOCATION_ATTEMPTS):
         try:
-            return run_write(conn, lambda c: _allocate(c, account.id, request, now, settings))
+            stored = run_write(conn, lambda c: _allocate(c, dict(params), settings))
+            return Masking(id=stored["masking_id"], account_id=account.id, pool_number_id=stored["pool_id"],
+                           mask_number=stored["mask"], m1=request.m1, m2=request.m2, event_id=request.event_id,
+                           created_at=now, expires_at=request.expires_at, ended_at=None)
         except DBAPIError as exc:
             if not _retryable(exc):
                 log.error("masking not stored: %s", describe_error(exc))
@@ -197,21 +201,24 @@ _INSERT_PAIR = Statement("""
 """)
 
 
-def _allocate(conn: DriverConnection, account_id: int, request: SetRequest, now: datetime,
-              settings: MaskingSettings) -> Masking:
-    m1, m2 = request.m1, request.m2
-    low, high = sorted((m1, m2))
-    country = region_of(m1)
-    params = {"m1": m1, "m2": m2, "low": low, "high": high, "now": conn.timestamp(now), "country": country,
-              "account_id": account_id, "event_id": request.event_id,
-              "expires_at": conn.timestamp(request.expires_at),
-              "hold_until": conn.timestamp(request.expires_at + timedelta(seconds=settings.cooloff_seconds))}
+def _allocation_params(conn: DriverConnection, account_id: int, request: SetRequest, now: datetime,
+                       settings: MaskingSettings) -> dict:
+    """The allocation's bind parameters; _allocate adds the number it takes and the masking's id."""
+    low, high = sorted((request.m1, request.m2))
+    return {"m1": request.m1, "m2": request.m2, "low": low, "high": high, "now": conn.timestamp(now),
+            "country": region_of(request.m1), "account_id": account_id, "event_id": request.event_id,
+            "expires_at": conn.timestamp(request.expires_at),
+            "hold_until": conn.timestamp(request.expires_at + timedelta(seconds=settings.cooloff_seconds))}
 
+
+def _allocate(conn: DriverConnection, params: dict, settings: MaskingSettings) -> dict:
+    """Take a number and store the masking; returns ``params`` with pool_id, mask and masking_id."""
+    country = params["country"]
     pair = conn.first(_FIND_PAIR, params)
     if pair is not None:
         masking_id, live = pair
         if live:
-            raise _pair_active(conn, account_id, masking_id)
+            raise _pair_active(conn, params["account_id"], masking_id)
         conn.execute(_DROP_DEAD_PAIR, params)
     conn.execute(_DROP_DEAD_ROUTES, params)
 
@@ -227,9 +234,7 @@ def _allocate(conn: DriverConnection, account_id: int, request: SetRequest, now:
     params["masking_id"] = conn.first(_INSERT_MASKING, params)[0]
     conn.execute(_INSERT_ROUTES, params)
     conn.execute(_INSERT_PAIR, params)
-    return Masking(id=params["masking_id"], account_id=account_id, pool_number_id=params["pool_id"],
-                   mask_number=params["mask"], m1=m1, m2=m2, event_id=request.event_id, created_at=now,
-                   expires_at=request.expires_at, ended_at=None)
+    return params
 
 
 _COUNT_ACTIVE = Statement("SELECT count(*) FROM pool_numbers WHERE status = 'active'")
@@ -282,7 +287,19 @@ def update_maskings(conn: DriverConnection, account: Principal, body: dict, now:
     selector = read_selector(body, settings)
     new_expiry = resolve_expiry(body, now, zone=settings.zone, default_minutes=None,
                                 max_minutes=settings.max_expiry_minutes, allow_end=True)
-    return run_write(conn, lambda c: _update(c, account.id, selector, new_expiry, now, settings))
+    ending = new_expiry == END_NOW
+    route_until = now if ending else new_expiry
+    params = {**selector, "party": selector.get("m1") or selector.get("m2"), "account_id": account.id,
+              "now": conn.timestamp(now), "route_until": conn.timestamp(route_until),
+              "hold_until": conn.timestamp(route_until + timedelta(seconds=settings.cooloff_seconds))}
+    rows = run_write(conn, lambda c: _update(c, frozenset(selector), ending, params))
+    maskings = [
+        Masking(id=masking_id, account_id=account.id, pool_number_id=pool_id, mask_number=mask, m1=m1, m2=m2,
+                event_id=event_id, created_at=read_timestamp(created_at),
+                expires_at=read_timestamp(expires_at) if ending else new_expiry, ended_at=now if ending else None)
+        for masking_id, pool_id, mask, m1, m2, event_id, created_at, expires_at in rows
+    ]
+    return ("ended" if ending else "extended"), maskings
 
 
 _MATCHING_COLUMNS = "id, pool_number_id, mask_number, m1, m2, event_id, created_at, expires_at"
@@ -329,30 +346,18 @@ def _unset_statements(ending: bool, count: int) -> tuple[Statement, Statement, S
     return masking, pair, routes
 
 
-def _update(conn: DriverConnection, account_id: int, selector: dict[str, str], new_expiry, now: datetime,
-            settings: MaskingSettings) -> tuple[str, list[Masking]]:
-    params = {**selector, "party": selector.get("m1") or selector.get("m2"), "account_id": account_id,
-              "now": conn.timestamp(now)}
-    rows = conn.rows(_matching_statement(frozenset(selector), not conn.sqlite), params)
+def _update(conn: DriverConnection, fields: frozenset[str], ending: bool, params: dict) -> list[tuple]:
+    """End or re-time the matching maskings; returns their rows as they were (1506 if none)."""
+    rows = conn.rows(_matching_statement(fields, not conn.sqlite), params)
     if not rows:
         raise MaskingError(errors.NOT_FOUND, "no active masking of this account matches " +
-                           ", ".join(f"{k}={redact(v)}" for k, v in selector.items()))
-    ending = new_expiry == END_NOW
-    route_until = now if ending else new_expiry
-    params["route_until"] = conn.timestamp(route_until)
-    params["hold_until"] = conn.timestamp(route_until + timedelta(seconds=settings.cooloff_seconds))
+                           ", ".join(f"{k}={redact(params[k])}" for k in ("mask", "m1", "m2") if k in fields))
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start:start + _CHUNK]
         ids = {f"id{i}": row[0] for i, row in enumerate(chunk)}
         for statement in _unset_statements(ending, len(chunk)):
             conn.execute(statement, {**params, **ids})
-    maskings = [
-        Masking(id=masking_id, account_id=account_id, pool_number_id=pool_id, mask_number=mask, m1=m1, m2=m2,
-                event_id=event_id, created_at=read_timestamp(created_at),
-                expires_at=read_timestamp(expires_at) if ending else new_expiry, ended_at=now if ending else None)
-        for masking_id, pool_id, mask, m1, m2, event_id, created_at, expires_at in rows
-    ]
-    return ("ended" if ending else "extended"), maskings
+    return rows
 
 
 # ---------------------------------------------------------------- get and list

@@ -21,10 +21,9 @@ import time
 
 import pytest
 import requests
-from sqlalchemy import func, select
 
 from masking.models import Masking
-from masking.web.extensions import db
+from tests.api_helpers import count
 from tests.conftest import PARTIES
 
 TIMEOUT = 30  # seconds, only so a broken run cannot hang
@@ -94,11 +93,6 @@ def connect(live_server):
         connection.close()
 
 
-def masking_count(app) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(Masking))
-
-
 def assert_success(status: int, body: bytes, pool: list[str]) -> dict:
     reply = json.loads(body)
     assert (status, reply["status"]) == (200, "success"), reply
@@ -114,7 +108,7 @@ def test_body_with_the_headers(app, connect, account, pool_of_three, blank):
     assert_success(status, body, pool_of_three)
     assert headers["Connection"] == "close"
     assert conn.closed_by_server()
-    assert masking_count(app) == 1
+    assert count(app, Masking) == 1
 
 
 def test_body_in_a_later_segment(app, connect, account, pool_of_three):
@@ -152,14 +146,14 @@ def test_a_request_pipelined_behind_is_never_served(app, connect, account, pool_
     assert status == 200 and json.loads(reply)["code"] == 1047  # one body that is not JSON
     assert headers["Connection"] == "close"
     assert conn.closed_by_server()  # exactly one response, then EOF
-    assert masking_count(app) == 0
+    assert count(app, Masking) == 0
 
     conn = connect()  # the same, with the second request in a later segment
     conn.send(head() + set_body(account), smuggled)
     status, _, reply = conn.response()
     assert_success(status, reply, pool_of_three)
     assert conn.closed_by_server()
-    assert masking_count(app) == 1
+    assert count(app, Masking) == 1
 
 
 def test_too_large_a_body_is_refused_not_read_forever(app, connect, account, pool_of_three):
@@ -180,7 +174,7 @@ def test_proper_content_length_keeps_the_connection_alive(app, connect, account,
     conn.send(head(f" {len(second)}") + second)
     status, _, reply = conn.response()
     assert_success(status, reply, pool_of_three)
-    assert masking_count(app) == 2
+    assert count(app, Masking) == 2
 
 
 def test_chunked_body_as_before(app, live_server, account, pool_of_three):
@@ -201,7 +195,7 @@ def test_other_bad_content_lengths_are_still_refused(app, connect, account, pool
     conn.send(bad_head + set_body(account))
     status, _, _ = conn.response()
     assert status == 400
-    assert masking_count(app) == 0
+    assert count(app, Masking) == 0
 
 
 # ---------------------------------------------------------------- gunicorn's fast C parser

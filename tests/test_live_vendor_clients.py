@@ -44,10 +44,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import func, select
 
 from masking.models import Masking
-from masking.web.extensions import db
+from tests.api_helpers import count
 
 TIMEOUT = 60  # seconds, only so a broken run cannot hang the suite
 
@@ -152,11 +151,6 @@ def assert_masked(printed: str, pool: list[str], m1: str = M1, m2: str = M2) -> 
     return data
 
 
-def masking_count(app) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(Masking))
-
-
 def run(command: list[str], **kwargs) -> str:
     done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, **kwargs)
     assert done.returncode == 0, done.stderr
@@ -243,14 +237,14 @@ def test_python_http_client_example_over_https(app, live_server, https_server, c
     env = {**os.environ, "SSL_CERT_FILE": str(certificate[0])}
     printed = run([sys.executable, "-c", code], env=env)
     assert_masked(printed, pool_of_three)
-    assert masking_count(app) == 1
+    assert count(app, Masking) == 1
 
 
 def test_curl_example(app, live_server, account, pool_of_three):
     ssid = login(live_server.url, account)
     printed = run(["bash", "-c", fill(CURL, live_server.url, ssid)])
     assert_masked(printed, pool_of_three)
-    assert masking_count(app) == 1
+    assert count(app, Masking) == 1
 
 
 def _send_raw(port: int, request: bytes) -> tuple[int, dict]:
@@ -280,7 +274,7 @@ def test_raw_http_example(app, live_server, account, pool_of_three):
     as_printed = ("\r\n".join(head_lines) + "\r\n\r\n").encode() + body_bytes
     status, reply = _send_raw(live_server.port, as_printed)
     assert (status, reply["code"]) == (200, 1047)
-    assert masking_count(app) == 0
+    assert count(app, Masking) == 0
 
     # With the real length, the example works.
     head_lines[-1] = f"Content-Length: {len(body_bytes)}"
@@ -288,7 +282,7 @@ def test_raw_http_example(app, live_server, account, pool_of_three):
     status, reply = _send_raw(live_server.port, fixed)
     assert status == 200
     assert_masked(json.dumps(reply), pool_of_three)
-    assert masking_count(app) == 1
+    assert count(app, Masking) == 1
 
 
 def test_node_fetch_example_cannot_send_an_empty_content_length(app, live_server, account, pool_of_three):
@@ -298,7 +292,7 @@ def test_node_fetch_example_cannot_send_an_empty_content_length(app, live_server
     assert printed.startswith("error TypeError: fetch failed")
     assert "invalid content-length header" in printed
     assert "UND_ERR_INVALID_ARG" in printed
-    assert masking_count(app) == 0
+    assert count(app, Masking) == 0
 
     # Against any server: pointed at a bare listening socket, it never even connects.
     # (A connection would have completed in the kernel's accept queue before node exited.)
@@ -315,4 +309,4 @@ def test_node_http_module_with_the_axios_examples_request(app, live_server, acco
     ssid = login(live_server.url, account)
     printed = run(["node", "-e", fill(NODE_HTTP, live_server.url, ssid)])
     assert_masked(printed, pool_of_three)
-    assert masking_count(app) == 1
+    assert count(app, Masking) == 1

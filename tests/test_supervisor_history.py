@@ -9,12 +9,11 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import select
 
 from app import create_app
 from masking import attempts, history
-from masking.models import AuditEntry
 from masking.web.extensions import db
+from tests.admin_helpers import audit_entries
 from tests.dashboard_helpers import (HX, assert_no_inline_code, csrf_from, logged_in_client, make_user, text_of)
 
 NOW = datetime(2026, 11, 27, 6, 0)  # 11:30 in India (TIMEZONE defaults to Asia/Kolkata)
@@ -65,11 +64,6 @@ def _row_ids(html: str) -> list[int]:
     return [int(n) for n in re.findall(r'<tr id="attempt-(\d+)"', html)]
 
 
-def _audit(app, action):
-    with app.app_context():
-        return db.session.scalars(select(AuditEntry).where(AuditEntry.action == action)).all()
-
-
 # ---------------------------------------------------------------- roles
 
 def test_roles(app, rows):
@@ -87,7 +81,7 @@ def test_roles(app, rows):
         for method, url in urls:
             assert client.open(url, method=method).status_code == 200, (role, url)
     assert agent.open("/history/export", method="POST").status_code == 403
-    assert not _audit(app, "export history") or all(e.actor_name != "anna" for e in _audit(app, "export history"))
+    assert not audit_entries(app, "export history") or all(e.actor_name != "anna" for e in audit_entries(app, "export history"))
 
 
 def test_nav_link_for_supervisors_and_admins_only(app):
@@ -235,15 +229,15 @@ def test_reveal_shows_the_full_numbers_and_is_audited(app, rows, sup):
     assert html.strip().startswith(f'<tr id="attempt-{rows["busy"]}"')
     assert "+91 98765 43210" in html and "+91 98123 45678" in html and "recorded in the audit log" in html
     assert "data-autofocus" in html  # keyboard focus lands on the numbers
-    [entry] = _audit(app, "reveal numbers")
+    [entry] = audit_entries(app, "reveal numbers")
     assert entry.actor_name == "sue" and entry.target == f"attempt #{rows['busy']}" and "ravi" in entry.detail
     assert "9876543210" not in (entry.detail or "")  # the audit log does not copy the numbers
     # Without htmx: a page with the one row.
     page = sup.post(f"/history/{rows['busy']}/reveal").get_data(as_text=True)
     assert "<html" in page and "+91 98765 43210" in page
-    assert len(_audit(app, "reveal numbers")) == 2
+    assert len(audit_entries(app, "reveal numbers")) == 2
     assert sup.post("/history/999999/reveal", headers=HX).status_code == 404
-    assert len(_audit(app, "reveal numbers")) == 2
+    assert len(audit_entries(app, "reveal numbers")) == 2
 
 
 def test_reveal_needs_the_csrf_token(database_url, clock):
@@ -262,7 +256,7 @@ def test_reveal_needs_the_csrf_token(database_url, clock):
         token = csrf_from(client.get("/history").get_data(as_text=True))
         assert client.post(f"/history/{attempt}/reveal").status_code == 400
         assert client.post("/history/export").status_code == 400
-        assert _audit(app, "reveal numbers") == [] and _audit(app, "export history") == []
+        assert audit_entries(app, "reveal numbers") == [] and audit_entries(app, "export history") == []
         ok = client.post(f"/history/{attempt}/reveal", headers={**HX, "X-CSRFToken": token})
         assert ok.status_code == 200 and "+91 98765 43210" in ok.get_data(as_text=True)
         export = client.post("/history/export", data={"csrf_token": token})
@@ -293,7 +287,7 @@ def test_export_streams_the_current_filter(app, rows, sup):
     assert active["first_number"] == "'+91 98XXXXX210"  # hidden, and text to a spreadsheet
     assert active["reference"] == "'=HYPERLINK(\"http://x\")"  # a formula typed by an agent stays text
     assert active["time"] == "2026-11-27 11:20:00" and active["agent"] == "asha" and active["result"] == "active"
-    [entry] = _audit(app, "export history")
+    [entry] = audit_entries(app, "export history")
     assert entry.actor_name == "sue" and "numbers hidden" in entry.detail and "agent=asha" in entry.detail
 
 
@@ -307,7 +301,7 @@ def test_export_with_full_numbers_is_audited_as_such(app, rows, sup):
     for row in exported:
         for value in row.values():
             assert not value or value[0] not in "=+-@\t\r", value  # no cell a spreadsheet would evaluate
-    [entry] = _audit(app, "export history")
+    [entry] = audit_entries(app, "export history")
     assert "numbers full" in entry.detail and "outcome=failed" in entry.detail
 
 
@@ -315,7 +309,7 @@ def test_export_of_bad_filters_explains_instead(app, rows, sup):
     response = sup.post("/history/export", data={"start": "not-a-date"})
     assert response.status_code == 200 and response.mimetype == "text/html"
     assert "From date: enter a date" in text_of(response.get_data(as_text=True))
-    assert _audit(app, "export history") == []
+    assert audit_entries(app, "export history") == []
 
 
 def test_export_reads_in_batches(app, sup, monkeypatch):

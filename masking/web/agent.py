@@ -87,15 +87,19 @@ def _context(**extra) -> dict:
     context = {"quick_expiries": QUICK_EXPIRIES, "form": MaskForm(), "result": None, "problem": None,
                "notice": None, "notice_is_error": False}
     context.update(extra)
-    if not is_htmx() or "masks" not in context:
-        context.setdefault("masks", attempts.active_for_user(db.session(), current_user.id, now()))
+    if "masks" not in context and not is_htmx():  # a whole page lists the masks; a partial brings its own
+        context["masks"] = _my_masks()
     return context
+
+
+def _my_masks():
+    return attempts.active_for_user(db.session(), current_user.id, now())
 
 
 @bp.get("/")
 @role_required(*EVERYONE)
 def index():
-    return render("agent/index.html", **_context())
+    return render("agent/index.html", **_context(masks=_my_masks()))
 
 
 @bp.post("/validate/<name>")
@@ -156,8 +160,7 @@ def create():
 @role_required(*EVERYONE)
 @passive
 def my_masks():
-    return render("agent/index.html", "agent/_masks.html", **_context(
-        masks=attempts.active_for_user(db.session(), current_user.id, now())))
+    return render("agent/index.html", "agent/_masks.html", **_context(masks=_my_masks()))
 
 
 @bp.post("/masks/<int:attempt_id>/end")
@@ -268,6 +271,5 @@ def _masks(notice: str, is_error: bool):
         flash(notice, "error" if is_error else "info")
         return redirect_to(url_for("agent.index"))
     return render("agent/index.html", "agent/_masks.html", **_context(
-        masks=attempts.active_for_user(db.session(), current_user.id, now()), notice=notice,
-        notice_is_error=is_error))
+        masks=_my_masks(), notice=notice, notice_is_error=is_error))
 
