@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -15,12 +16,12 @@ from flask import Flask
 from masking.clock import utcnow
 from masking.db import configure_engine, engine_options, normalise_database_url
 from masking.settings import MaskingSettings
+from masking.web.api import PATH_PREFIX as API_PATH_PREFIX
 from masking.web.extensions import db, migrate
 
 # Settings read from the environment (defaults in masking/settings.py and below).
 ENV_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "LOG_LEVEL", "API_ERROR_DETAIL", "API_MAX_BODY_BYTES",
-                "DEFAULT_REGION", "TIMEZONE", "DEFAULT_EXPIRY_MINUTES", "MAX_EXPIRY_MINUTES",
-                "COOLOFF_SECONDS", "GEO_MATCH", "SSID_TTL_SECONDS")
+                *(field.name.upper() for field in dataclasses.fields(MaskingSettings)))
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -79,7 +80,7 @@ class CaseInsensitiveApiPrefix:
     """'/API/V2/...' reaches the same routes as '/api/v2/...' (the endpoint part is matched
     case-insensitively by the API's dispatch table)."""
 
-    PREFIX = "/api/v2/"
+    PREFIX = API_PATH_PREFIX
 
     def __init__(self, wsgi_app):
         self.wsgi_app = wsgi_app

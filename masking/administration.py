@@ -179,10 +179,6 @@ class PoolPage:
     next_after: str | None  # cursor of the next page (the last number shown), None on the last page
 
 
-def _live(now: datetime):
-    return and_(Masking.ended_at.is_(None), Masking.expires_at > now)
-
-
 def pool_page(session: Session, now: datetime, *, status: str | None = None, digits: str | None = None,
               after: str | None = None, limit: int = 100) -> PoolPage:
     """``pool.list_numbers`` by pages: numbers in order, ``limit`` at a time after the number
@@ -198,7 +194,7 @@ def pool_page(session: Session, now: datetime, *, status: str | None = None, dig
     more = len(rows) > limit
     rows = rows[:limit]
     counts = dict(session.execute(
-        select(Masking.pool_number_id, func.count()).where(_live(now), Masking.pool_number_id.in_([r.id for r in rows]))
+        select(Masking.pool_number_id, func.count()).where(Masking.live_at(now), Masking.pool_number_id.in_([r.id for r in rows]))
         .group_by(Masking.pool_number_id)).all()) if rows else {}
     return PoolPage([pool.PoolUse(row, counts.get(row.id, 0)) for row in rows], rows[-1].number if more else None)
 
@@ -207,7 +203,7 @@ def pool_summary(session: Session, now: datetime) -> dict[str, int]:
     """How many numbers per status, and how many serve at least one live masking now."""
     summary = {status: 0 for status in PoolStatus.ALL}
     summary.update(dict(session.execute(select(PoolNumber.status, func.count()).group_by(PoolNumber.status)).all()))
-    summary["in_use"] = session.scalar(select(func.count(func.distinct(Masking.pool_number_id))).where(_live(now)))
+    summary["in_use"] = session.scalar(select(func.count(func.distinct(Masking.pool_number_id))).where(Masking.live_at(now)))
     return summary
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    and_,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -61,11 +62,6 @@ class ApiAccount(Base):
     can_write: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
 
 class ApiSession(Base):
     """An ``ssid`` handed out by Auth/login. Only its hash is stored."""
@@ -132,6 +128,11 @@ class Masking(Base):
         Index("ix_maskings_event_id", "event_id"),
         Index("ix_maskings_created_at", "created_at"),
     )
+
+    @classmethod
+    def live_at(cls, now: datetime):
+        """SQL condition: not ended and not yet expired at ``now`` (what status_at calls active)."""
+        return and_(cls.ended_at.is_(None), cls.expires_at > now)
 
     def status_at(self, now: datetime) -> str:
         if self.ended_at is not None:

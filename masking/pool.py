@@ -150,7 +150,7 @@ def list_numbers(session: Session, now: datetime, status: str | None = None) -> 
     """Every pool number with how many live maskings it serves now."""
     live = (
         select(Masking.pool_number_id, func.count().label("n"))
-        .where(Masking.ended_at.is_(None), Masking.expires_at > now)
+        .where(Masking.live_at(now))
         .group_by(Masking.pool_number_id)
         .subquery()
     )

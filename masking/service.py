@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -133,6 +133,11 @@ def create_masking(conn: DriverConnection, account: Principal, request: SetReque
             return Masking(id=stored["masking_id"], account_id=account.id, pool_number_id=stored["pool_id"],
                            mask_number=stored["mask"], m1=request.m1, m2=request.m2, event_id=request.event_id,
                            created_at=now, expires_at=request.expires_at, ended_at=None)
+        except MaskingError as exc:
+            if exc.code == errors.NO_NUMBER and exc.detail is None:
+                # Why no number fits is counted once the write lock is free: it needs no lock.
+                raise MaskingError(errors.NO_NUMBER, _why_no_number(conn, params["country"], settings.geo_match))
+            raise
         except DBAPIError as exc:
             if not _retryable(exc):
                 log.error("masking not stored: %s", describe_error(exc))
@@ -228,7 +233,7 @@ def _allocate(conn: DriverConnection, params: dict, settings: MaskingSettings) -
         if taken is not None:
             break
     else:
-        raise MaskingError(errors.NO_NUMBER, _why_no_number(conn, country, settings.geo_match))
+        raise MaskingError(errors.NO_NUMBER)  # the detail is added outside the lock (create_masking)
     params["pool_id"], params["mask"] = taken
 
     params["masking_id"] = conn.first(_INSERT_MASKING, params)[0]
@@ -268,10 +273,6 @@ def _pair_active(conn: DriverConnection, account_id: int, masking_id: int) -> Ma
 
 
 # ---------------------------------------------------------------- unset
-
-def _live(now: datetime):
-    return and_(Masking.ended_at.is_(None), Masking.expires_at > now)
-
 
 def _party_filter(number: str):
     return or_(Masking.m1 == number, Masking.m2 == number)
@@ -400,13 +401,13 @@ def list_maskings(session: Session, account: Principal, body: dict, now: datetim
     status = body.get("status")
     if status not in (None, ""):
         if status == MaskingStatus.ACTIVE:
-            query = query.where(_live(now))
+            query = query.where(Masking.live_at(now))
         elif status == MaskingStatus.EXPIRED:
             query = query.where(Masking.ended_at.is_(None), Masking.expires_at <= now)
         elif status == MaskingStatus.ENDED:
             query = query.where(Masking.ended_at.is_not(None))
         else:
-            raise MaskingError(errors.INVALID_PARAMETERS, "status must be one of active, expired, ended")
+            raise MaskingError(errors.INVALID_PARAMETERS, "status must be one of " + ", ".join(MaskingStatus.ALL))
     for field, op in (("created_from", Masking.created_at.__ge__), ("created_to", Masking.created_at.__le__)):
         if body.get(field) not in (None, ""):
             query = query.where(op(parse_instant(body[field], settings.zone, field, errors.INVALID_PARAMETERS)))

@@ -13,6 +13,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from masking import accounts, pool, service
 from masking.clock import iso_utc
+from masking.models import PoolStatus
 from masking.web.extensions import db, now as utcnow, settings
 
 pool_cli = AppGroup("pool", help="Manage the pool of masking numbers.")
@@ -57,7 +58,7 @@ def pool_import(csv_file: Path):
 
 
 @pool_cli.command("list")
-@click.option("--status", type=click.Choice(["active", "reserved", "retired"]))
+@click.option("--status", type=click.Choice(PoolStatus.ALL))
 @click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
 def pool_list(status, as_json):
     """List pool numbers with their status and current use."""
