@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from . import accounts, audit, pool, users
-from .models import ApiAccount, AuditEntry, Masking, PoolNumber, PoolStatus, Role, User
+from .models import ApiAccount, AuditEntry, PoolNumber, PoolStatus, Role, User
 
 
 class AdminError(ValueError):
@@ -193,17 +193,16 @@ def pool_page(session: Session, now: datetime, *, status: str | None = None, dig
     rows = list(session.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]
-    counts = dict(session.execute(
-        select(Masking.pool_number_id, func.count()).where(Masking.live_at(now), Masking.pool_number_id.in_([r.id for r in rows]))
-        .group_by(Masking.pool_number_id)).all()) if rows else {}
-    return PoolPage([pool.PoolUse(row, counts.get(row.id, 0)) for row in rows], rows[-1].number if more else None)
+    counts = pool.live_maskings_by_number(session, now, [r.number for r in rows]) if rows else {}
+    return PoolPage([pool.PoolUse(row, counts.get(row.number, 0)) for row in rows], rows[-1].number if more else None)
 
 
 def pool_summary(session: Session, now: datetime) -> dict[str, int]:
     """How many numbers per status, and how many serve at least one live masking now."""
+    use = pool.use_by_status(session, now)
     summary = {status: 0 for status in PoolStatus.ALL}
-    summary.update(dict(session.execute(select(PoolNumber.status, func.count()).group_by(PoolNumber.status)).all()))
-    summary["in_use"] = session.scalar(select(func.count(func.distinct(Masking.pool_number_id))).where(Masking.live_at(now)))
+    summary.update({each.status: each.total for each in use})
+    summary["in_use"] = sum(each.in_use for each in use)
     return summary
 
 

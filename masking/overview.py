@@ -34,13 +34,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, exists, func, literal, select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
 from .clock import local_midnight_utc
 from .explain import SHORT
 from .humanize import to_local
-from .models import AttemptAction, AttemptOutcome, MaskAttempt, PoolNumber, PoolStatus, Route, User
+from .models import AttemptAction, AttemptOutcome, MaskAttempt, User
+from .pool import StatusUse, use_by_status, use_by_status_query
 
 DAYS = 30
 BUSY_DAYS = 7
@@ -69,17 +70,6 @@ class CodeCount:
 
 
 @dataclass(frozen=True)
-class PoolStatusUse:
-    status: str
-    total: int
-    in_use: int
-
-    @property
-    def free(self) -> int:
-        return self.total - self.in_use
-
-
-@dataclass(frozen=True)
 class AgentCount:
     user_id: int
     username: str
@@ -96,7 +86,7 @@ class Overview:
     now: datetime
     days: list[DayCount]
     failures: list[CodeCount]
-    pool: list[PoolStatusUse]
+    pool: list[StatusUse]
     busiest: list[AgentCount]
     day_span: int = DAYS
     busy_span: int = BUSY_DAYS
@@ -285,28 +275,13 @@ def busiest_agents(session: Session, now: datetime, zone: ZoneInfo, days: int = 
     return _busiest(session, groups, limit)
 
 
-def pool_query(now: datetime):
-    in_use = exists().where(Route.mask_number == PoolNumber.number, Route.route_until > now)
-    return (
-        select(PoolNumber.status, func.count().label("total"),
-               func.sum(case((in_use, 1), else_=0)).label("in_use"))
-        .group_by(PoolNumber.status)
-    )
-
-
-def pool_use(session: Session, now: datetime) -> list[PoolStatusUse]:
-    """Numbers in use now and free, per pool status (active, reserved, retired; empty ones left out)."""
-    found = {status: (total, int(in_use or 0)) for status, total, in_use in session.execute(pool_query(now))}
-    return [PoolStatusUse(status, *found[status]) for status in PoolStatus.ALL if status in found]
-
-
 def overview(session: Session, now: datetime, zone: ZoneInfo, *, cache: ClosedDays | None = None, days: int = DAYS,
              busy_days: int = BUSY_DAYS, busy_limit: int = BUSY_LIMIT) -> Overview:
     """Everything the overview page shows. Without ``cache``: one pass over the ``days`` window;
     with it: over the days not yet counted by this process (usually today alone)."""
     dates, groups = day_groups(session, now, zone, max(days, busy_days), cache)
     return Overview(now=now, days=_per_day(dates[-days:], groups[-days:]), failures=_by_code(groups[-days:]),
-                    pool=pool_use(session, now), busiest=_busiest(session, groups[-busy_days:], busy_limit),
+                    pool=use_by_status(session, now), busiest=_busiest(session, groups[-busy_days:], busy_limit),
                     day_span=days, busy_span=busy_days)
 
 
@@ -315,7 +290,7 @@ def explain_all(session: Session, now: datetime, zone: ZoneInfo) -> dict[str, li
     _dates, bounds = day_window(now, zone)
     queries = {"attempts by day, action, outcome, code, user (30 days)": counts_query(bounds),
                "attempts of today": counts_query(bounds[-2:]),
-               "pool use": pool_query(now)}
+               "pool use": use_by_status_query(now)}
     bind = session.get_bind()
     prefix = "EXPLAIN QUERY PLAN " if bind.dialect.name == "sqlite" else "EXPLAIN "
     plans = {}

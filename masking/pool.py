@@ -10,10 +10,10 @@ import io
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import case, exists, func, insert, select
 from sqlalchemy.orm import Session
 
-from .models import NEVER_ALLOCATED, Masking, PoolNumber, PoolStatus
+from .models import NEVER_ALLOCATED, PoolNumber, PoolStatus, Route
 from .phone import PhoneNumberError, normalise, region_of
 
 MAX_IMPORT_LINE = 200
@@ -146,19 +146,54 @@ class PoolUse:
     active_maskings: int
 
 
+# "In use" is read from the leases (``routes``), never from the maskings' history: that table
+# holds only live and cooling-off maskings (two rows each), so these counts stay cheap however
+# many maskings have been made. A lease is live while ``route_until`` is in the future, which is
+# exactly when its masking is (service.py keeps the two in step).
+
+def live_maskings_by_number(session: Session, now: datetime, numbers: list[str] | None = None) -> dict[str, int]:
+    """number -> how many live maskings it serves at ``now`` (numbers serving none left out)."""
+    query = (select(Route.mask_number, func.count())
+             .where(Route.route_until > now, Route.party < Route.other_party)  # one of a masking's two leases
+             .group_by(Route.mask_number))
+    if numbers is not None:
+        query = query.where(Route.mask_number.in_(numbers))
+    return dict(session.execute(query).all())
+
+
 def list_numbers(session: Session, now: datetime, status: str | None = None) -> list[PoolUse]:
     """Every pool number with how many live maskings it serves now."""
-    live = (
-        select(Masking.pool_number_id, func.count().label("n"))
-        .where(Masking.live_at(now))
-        .group_by(Masking.pool_number_id)
-        .subquery()
-    )
-    query = (
-        select(PoolNumber, func.coalesce(live.c.n, 0))
-        .outerjoin(live, live.c.pool_number_id == PoolNumber.id)
-        .order_by(PoolNumber.number)
-    )
+    query = select(PoolNumber).order_by(PoolNumber.number)
     if status:
         query = query.where(PoolNumber.status == _status_of(status))
-    return [PoolUse(row, count) for row, count in session.execute(query)]
+    rows = session.scalars(query).all()
+    counts = live_maskings_by_number(session, now) if rows else {}
+    return [PoolUse(row, counts.get(row.number, 0)) for row in rows]
+
+
+@dataclass(frozen=True)
+class StatusUse:
+    """Pool numbers of one status: how many, and how many serve at least one live masking."""
+    status: str
+    total: int
+    in_use: int
+
+    @property
+    def free(self) -> int:
+        return self.total - self.in_use
+
+
+def use_by_status_query(now: datetime):
+    """Pool numbers per status, each probed with EXISTS on the routes' (mask_number, party) index."""
+    in_use = exists().where(Route.mask_number == PoolNumber.number, Route.route_until > now)
+    return (
+        select(PoolNumber.status, func.count().label("total"),
+               func.sum(case((in_use, 1), else_=0)).label("in_use"))
+        .group_by(PoolNumber.status)
+    )
+
+
+def use_by_status(session: Session, now: datetime) -> list[StatusUse]:
+    """Numbers in use now and free, per status (active, reserved, retired; empty ones left out)."""
+    found = {status: (total, int(in_use or 0)) for status, total, in_use in session.execute(use_by_status_query(now))}
+    return [StatusUse(status, *found[status]) for status in PoolStatus.ALL if status in found]

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from masking import attempts, charts, overview
+from masking import pool as pool_rules
 from masking.models import MaskAttempt
 from masking.web.extensions import db
 from tests.conftest import PARTIES, POOL, add_pool
@@ -98,8 +99,6 @@ def test_busiest_agents_last_seven_days(app):
 def test_pool_use_counts_numbers_serving_a_live_mask(app, client, clock, account):
     add_pool(app, *POOL[:3])
     with app.app_context():
-        from masking import pool as pool_rules
-
         pool_rules.set_status(db.session(), POOL[2], "reserved", "IN")
         db.session.commit()
     made = []
@@ -108,10 +107,10 @@ def test_pool_use_counts_numbers_serving_a_live_mask(app, client, clock, account
                                                          "expiry_duration": 30 + 60 * i}).get_json()
         assert body["status"] == "success", body
         made.append(body)
-    use = {p.status: (p.total, p.in_use, p.free) for p in _figures(app, overview.pool_use, clock())}
+    use = {p.status: (p.total, p.in_use, p.free) for p in _figures(app, pool_rules.use_by_status, clock())}
     assert use == {"active": (2, 2, 0), "reserved": (1, 0, 1)}
     clock.advance(minutes=45)  # the 30-minute mask has expired, the 90-minute one is live
-    use = {p.status: (p.total, p.in_use, p.free) for p in _figures(app, overview.pool_use, clock())}
+    use = {p.status: (p.total, p.in_use, p.free) for p in _figures(app, pool_rules.use_by_status, clock())}
     assert use == {"active": (2, 1, 1), "reserved": (1, 0, 1)}
 
 
@@ -184,7 +183,7 @@ def test_day_columns_are_to_scale():
 
 
 def test_bar_rows_share_one_scale():
-    chart = charts.pool_bars([overview.PoolStatusUse("active", 10, 4), overview.PoolStatusUse("retired", 5, 0)])
+    chart = charts.pool_bars([pool_rules.StatusUse("active", 10, 4), pool_rules.StatusUse("retired", 5, 0)])
     active, retired = chart.rows
     assert [s.width for s in active.segments] == [160, 240]  # 4 and 6 of 10 over 400 units
     assert [s.width for s in retired.segments] == [200]  # 5 free of a scale of 10
