@@ -131,19 +131,24 @@ def _report_detail(report: pool.ImportReport) -> str:
     return text
 
 
-def add_numbers(session: Session, actor: User | None, lines: list[str], now: datetime, default_region: str,
+def add_numbers(session: Session, actor: User | None, numbers: list[str], now: datetime, default_region: str,
                 status: str = PoolStatus.ACTIVE) -> pool.ImportReport:
-    """Add each line's number (blank lines skipped, positions are line numbers from 1)."""
-    report = pool.ImportReport()
-    numbered = [(line_number, line.strip()) for line_number, line in enumerate(lines, start=1) if line.strip()]
-    if not numbered:
-        raise AdminError("Type at least one number, one per line.")
-    partial = pool.add_numbers(session, [text for _, text in numbered], now, default_region, status)
-    report.added, report.already_present = partial.added, partial.already_present
-    report.rejected = [(numbered[position - 1][0], reason) for position, reason in partial.rejected]
+    """``pool.add_numbers`` with its audit entry (rejected positions count from 1)."""
+    report = pool.add_numbers(session, numbers, now, default_region, status)
     if report.added or report.already_present:
         audit.record(session, actor, POOL_ADD, now, target=f"{len(report.added)} numbers",
                      detail=_report_detail(report))
+    return report
+
+
+def add_typed_numbers(session: Session, actor: User | None, lines: list[str], now: datetime, default_region: str,
+                      status: str = PoolStatus.ACTIVE) -> pool.ImportReport:
+    """The dashboard's box: one number per line, blank lines skipped, rejections by line number."""
+    numbered = [(line_number, line.strip()) for line_number, line in enumerate(lines, start=1) if line.strip()]
+    if not numbered:
+        raise AdminError("Type at least one number, one per line.")
+    report = add_numbers(session, actor, [text for _, text in numbered], now, default_region, status)
+    report.rejected = [(numbered[position - 1][0], reason) for position, reason in report.rejected]
     return report
 
 

@@ -126,9 +126,9 @@ def import_csv(session: Session, data: bytes | str, now: datetime, default_regio
     return report
 
 
-def set_status(session: Session, number: str, status: str, default_region: str) -> PoolNumber:
-    """Change a pool number's status (active, reserved, retired). LookupError if unknown."""
-    status = _status_of(status)
+def find(session: Session, number: str, default_region: str) -> PoolNumber:
+    """The pool number ``number``, written in any notation. ValueError when it is not a phone
+    number, LookupError when it is not in the pool."""
     try:
         e164 = normalise(number, default_region)
     except PhoneNumberError as exc:
@@ -136,6 +136,13 @@ def set_status(session: Session, number: str, status: str, default_region: str) 
     row = session.scalar(select(PoolNumber).where(PoolNumber.number == e164))
     if row is None:
         raise LookupError(f"{e164} is not in the pool")
+    return row
+
+
+def set_status(session: Session, number: str, status: str, default_region: str) -> PoolNumber:
+    """Change a pool number's status (active, reserved, retired). LookupError if unknown."""
+    status = _status_of(status)
+    row = find(session, number, default_region)
     row.status = status
     return row
 

@@ -13,6 +13,8 @@ from sqlalchemy import select
 
 from masking.models import ApiAccount, PoolNumber
 from masking.web.extensions import db
+from masking.web.service_client import BUILTIN_USER_ID, ensure_builtin_account
+from tests.admin_helpers import audit_entries
 from tests.conftest import PARTIES, POOL, add_pool, make_account
 
 SET = "/api/v2/Masking/set"
@@ -145,7 +147,7 @@ def test_pool_import_refuses_a_file_that_is_not_utf8(app, runner, tmp_path):
     path = tmp_path / "latin1.csv"
     path.write_bytes("numéro\n+918041234500\n".encode("latin-1"))
     result = invoke(runner, "pool", "import", str(path), exit_code=1)
-    assert result.stderr == "Error: the file is not UTF-8 text; save it as CSV (UTF-8)\n"
+    assert result.stderr == "Error: The file is not UTF-8 text; save it as CSV (UTF-8).\n"
     assert result.stdout == ""
     assert pool_rows(app) == {}
 
@@ -154,7 +156,7 @@ def test_pool_import_refuses_a_binary_file(app, runner, tmp_path):
     path = tmp_path / "pool.xlsx"
     path.write_bytes(b"PK\x03\x04\x00\x00+918041234500\x00")
     result = invoke(runner, "pool", "import", str(path), exit_code=1)
-    assert result.stderr == "Error: the file is not a text CSV file\n"
+    assert result.stderr == "Error: The file is not a text CSV file.\n"
     assert pool_rows(app) == {}
 
 
@@ -278,7 +280,7 @@ def test_api_user_create_read_only(app, runner, client, pool_of_three):
 @pytest.mark.parametrize("name", ["", "   ", "x" * 121])
 def test_api_user_create_refuses_bad_names(app, runner, name):
     result = invoke(runner, "api-user", "create", name, exit_code=1)
-    assert result.stderr == "Error: the account name must be 1 to 120 characters\n"
+    assert result.stderr == "Error: The account name must be 1 to 120 characters.\n"
     with app.app_context():
         assert db.session.scalars(select(ApiAccount)).all() == []
 
@@ -318,6 +320,54 @@ def test_api_user_list_never_shows_tokens(app, runner):
     listing = invoke(runner, "api-user", "list").stdout
     assert listing.splitlines() == [f"{first['userId']}  read-write  First", f"{second['userId']}  read-only   Second"]
     assert first["token"] not in listing and second["token"] not in listing
+
+
+# ---------------------------------------------------------------- the audit log
+
+def _audit(app) -> list[tuple]:
+    return [(entry.actor_name, entry.action, entry.target) for entry in audit_entries(app)]
+
+
+def test_each_change_is_audited_once_and_a_repeat_changes_nothing(app, runner, tmp_path):
+    invoke(runner, "pool", "add", POOL[0], "080 4123 4501")
+    path = tmp_path / "carrier.csv"
+    path.write_text(f"{POOL[2]}\n")
+    invoke(runner, "pool", "import", str(path))
+    assert invoke(runner, "pool", "reserve", POOL[0]).stdout == f"{POOL[0]} is now reserved\n"
+    assert invoke(runner, "pool", "reserve", POOL[0]).stdout == f"{POOL[0]} is already reserved\n"
+    assert invoke(runner, "pool", "activate", POOL[1]).stdout == f"{POOL[1]} is already active\n"
+    credentials = json.loads(invoke(runner, "api-user", "create", "--json", "Acme").stdout)
+    first = invoke(runner, "api-user", "revoke", credentials["userId"]).stdout
+    assert invoke(runner, "api-user", "revoke", credentials["userId"]).stdout == first
+    assert _audit(app) == [
+        ("command line", "pool.add", "2 numbers"),
+        ("command line", "pool.import", "carrier.csv"),
+        ("command line", "pool.reserve", POOL[0]),
+        ("command line", "api_account.create", credentials["userId"]),
+        ("command line", "api_account.revoke", credentials["userId"]),
+    ]
+    assert pool_rows(app) == {POOL[0]: ("IN", "reserved"), POOL[1]: ("IN", "active"), POOL[2]: ("IN", "active")}
+
+
+def test_refused_changes_write_nothing(app, runner, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert invoke(runner, "pool", "import", str(empty), exit_code=1).stderr == "Error: The file is empty.\n"
+    invoke(runner, "pool", "add", "abc", exit_code=1)
+    invoke(runner, "api-user", "create", " ", exit_code=1)
+    invoke(runner, "pool", "retire", POOL[0], exit_code=1)
+    assert _audit(app) == [] and pool_rows(app) == {}
+
+
+def test_revoking_the_dashboards_own_account_takes_force(app, runner):
+    with app.app_context():
+        ensure_builtin_account()
+    refused = invoke(runner, "api-user", "revoke", BUILTIN_USER_ID, exit_code=1)
+    assert "the dashboard's own account" in refused.stderr and "--force" in refused.stderr
+    assert "read-write" in invoke(runner, "api-user", "list").stdout
+    invoke(runner, "api-user", "revoke", "--force", BUILTIN_USER_ID)
+    assert invoke(runner, "api-user", "list").stdout.split()[:2] == [BUILTIN_USER_ID, "revoked"]
+    assert _audit(app) == [("command line", "api_account.revoke", BUILTIN_USER_ID)]
 
 
 # ---------------------------------------------------------------- sweep

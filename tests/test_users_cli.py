@@ -5,6 +5,7 @@ from sqlalchemy import select
 from masking import users
 from masking.models import AuditEntry, User
 from masking.web.extensions import db
+from tests.admin_helpers import audit_entries
 from tests.dashboard_helpers import PASSWORD, login
 
 
@@ -87,6 +88,20 @@ def test_list_set_password_disable_enable(app, runner):
 
     missing = runner.invoke(args=["users", "disable", "nobody"])
     assert missing.exit_code == 1 and "no user named 'nobody'" in missing.output
+
+
+def test_the_last_active_admin_cannot_be_disabled_and_repeats_change_nothing(app, runner):
+    for name in ("asha", "ravi"):
+        assert runner.invoke(args=["users", "create", name, "--role", "admin"], input=PASSWORD + "\n").exit_code == 0
+    assert runner.invoke(args=["users", "disable", "ravi"]).output == "'ravi' is disabled\n"
+    refused = runner.invoke(args=["users", "disable", "asha"])
+    assert refused.exit_code == 1 and "asha is the last active admin" in refused.output
+    assert _user(app, "asha").disabled_at is None
+    assert runner.invoke(args=["users", "disable", "ravi"]).output == "'ravi' is disabled\n"  # already: no change
+    assert runner.invoke(args=["users", "enable", "asha"]).output == "'asha' is enabled\n"
+    assert [(e.actor_name, e.action, e.target) for e in audit_entries(app)] == [
+        ("command line", "user.create", "asha"), ("command line", "user.create", "ravi"),
+        ("command line", "user.disable", "ravi")]
 
 
 def test_rules_directly():

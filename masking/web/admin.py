@@ -271,8 +271,8 @@ def pool_add():
     else:
         try:
             with write_transaction(db.session()):
-                form.report = admin.add_numbers(db.session(), current_user, lines, now(), settings().default_region,
-                                                form.status)
+                form.report = admin.add_typed_numbers(db.session(), current_user, lines, now(),
+                                                      settings().default_region, form.status)
         except admin.AdminError as exc:
             form.error = str(exc)
         except IntegrityError:

@@ -1,6 +1,10 @@
 """Operator commands: ``flask --app app pool ...``, ``api-user ...``, ``sweep``.
 
 Bad arguments end with a one-line error and exit status 1 (2 for usage), never a traceback.
+Changes go through ``masking.administration``, as the dashboard's do: each runs in one write
+transaction with its audit entry (actor "command line"). Asking for the state a thing is
+already in (reserve a reserved number, revoke a revoked account) changes nothing, writes no
+audit entry and exits 0, so scripts can repeat themselves.
 """
 from __future__ import annotations
 
@@ -10,11 +14,14 @@ from pathlib import Path
 import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
 
-from masking import accounts, pool, service
+from masking import administration, pool, service
 from masking.clock import iso_utc
-from masking.models import PoolStatus
+from masking.db import write_transaction
+from masking.models import ApiAccount, PoolStatus
 from masking.web.extensions import db, now as utcnow, settings
+from masking.web.service_client import BUILTIN_USER_ID
 
 pool_cli = AppGroup("pool", help="Manage the pool of masking numbers.")
 api_user_cli = AppGroup("api-user", help="Manage API accounts (userId and token).")
@@ -32,8 +39,9 @@ def _print_report(report: pool.ImportReport, what: str, position: str = "line") 
 @click.option("--status", type=click.Choice(["active", "reserved"]), default="active", show_default=True)
 def pool_add(numbers, status):
     """Add NUMBERS to the pool (any notation; national numbers use DEFAULT_REGION)."""
-    report = pool.add_numbers(db.session(), numbers, utcnow(), settings().default_region, status)
-    db.session.commit()
+    with write_transaction(db.session()):
+        report = administration.add_numbers(db.session(), None, list(numbers), utcnow(), settings().default_region,
+                                            status)
     _print_report(report, "numbers", "argument")
     if report.rejected:
         raise SystemExit(1)
@@ -48,10 +56,11 @@ def pool_import(csv_file: Path):
     the pool are left as they are, so importing the same file twice adds nothing.
     """
     try:
-        report = pool.import_csv(db.session(), csv_file.read_bytes(), utcnow(), settings().default_region)
-    except ValueError as exc:
+        with write_transaction(db.session()):
+            report = administration.import_numbers(db.session(), None, csv_file.read_bytes(), csv_file.name, utcnow(),
+                                                   settings().default_region)
+    except administration.AdminError as exc:
         raise click.ClickException(str(exc)) from None
-    db.session.commit()
     _print_report(report, str(csv_file))
     if report.rejected:
         raise SystemExit(1)
@@ -78,10 +87,14 @@ def pool_list(status, as_json):
 
 def _set_status(number: str, status: str) -> None:
     try:
-        row = pool.set_status(db.session(), number, status, settings().default_region)
-    except (LookupError, ValueError) as exc:
+        with write_transaction(db.session()):
+            row = pool.find(db.session(), number, settings().default_region)
+            if row.status == status:
+                click.echo(f"{row.number} is already {status}")
+                return
+            administration.set_number_status(db.session(), None, row, status, settings().default_region, utcnow())
+    except (LookupError, ValueError) as exc:  # AdminError is a ValueError
         raise click.ClickException(exc.args[0]) from None
-    db.session.commit()
     click.echo(f"{row.number} is now {row.status}")
 
 
@@ -113,10 +126,10 @@ def pool_activate(number):
 def api_user_create(name, read_only, as_json):
     """Create an API account NAME and print its userId and token (shown only now)."""
     try:
-        created = accounts.create_account(db.session(), name, utcnow(), can_write=not read_only)
-    except ValueError as exc:
+        with write_transaction(db.session()):
+            created = administration.create_api_account(db.session(), None, name, not read_only, utcnow())
+    except administration.AdminError as exc:
         raise click.ClickException(str(exc)) from None
-    db.session.commit()
     if as_json:
         click.echo(json.dumps({"userId": created.account.user_id, "token": created.token}))
         return
@@ -127,23 +140,24 @@ def api_user_create(name, read_only, as_json):
 
 @api_user_cli.command("revoke")
 @click.argument("user_id")
-def api_user_revoke(user_id):
+@click.option("--force", is_flag=True, help=f"Needed to revoke {BUILTIN_USER_ID!r}, the dashboard's own account.")
+def api_user_revoke(user_id, force):
     """Revoke USER_ID's token and every ssid it opened."""
-    try:
-        account = accounts.revoke_account(db.session(), user_id, utcnow())
-    except LookupError as exc:
-        raise click.ClickException(exc.args[0]) from None
-    db.session.commit()
+    if user_id == BUILTIN_USER_ID and not force:
+        raise click.ClickException(f"{BUILTIN_USER_ID!r} is the dashboard's own account: revoking it stops every "
+                                   "agent from masking numbers. Add --force to revoke it anyway.")
+    with write_transaction(db.session()):
+        account = db.session.scalar(select(ApiAccount).where(ApiAccount.user_id == user_id))
+        if account is None:
+            raise click.ClickException(f"no API account with userId {user_id!r}")
+        if account.revoked_at is None:
+            administration.revoke_api_account(db.session(), None, account, utcnow())
     click.echo(f"{account.user_id} ({account.name}) revoked at {iso_utc(account.revoked_at)}")
 
 
 @api_user_cli.command("list")
 def api_user_list():
     """List API accounts (never their tokens)."""
-    from sqlalchemy import select
-
-    from masking.models import ApiAccount
-
     for account in db.session.scalars(select(ApiAccount).order_by(ApiAccount.id)):
         state = "revoked" if account.revoked_at else ("read-write" if account.can_write else "read-only")
         click.echo(f"{account.user_id}  {state:<10}  {account.name}")

@@ -3,17 +3,21 @@
 Passwords are read from standard input (one line, when it is not a terminal) or from a
 hidden prompt asked twice; never from an argument, where they would end up in the shell
 history and the process list. Errors end with one line and exit status 1, no traceback.
+Changes go through ``masking.administration``, as the dashboard's do: one write transaction
+each, with its audit entry, and the same guard (the last active admin cannot be disabled).
+Disabling a disabled user or enabling an enabled one changes nothing and exits 0.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
-from sqlalchemy import select
 
-from masking import audit, users
+from masking import administration, users
+from masking.db import write_transaction
 from masking.models import User
 from masking.web.extensions import db, now
 
@@ -30,6 +34,11 @@ def _read_password(confirm: bool = True) -> str:
     return click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
 
 
+def _locked(user: User) -> User:
+    """``user`` read again, and locked, inside the write transaction."""
+    return administration.lock_user(db.session(), user.id)
+
+
 def _user(username: str) -> User:
     user = users.find(db.session(), username)
     if user is None:
@@ -37,29 +46,37 @@ def _user(username: str) -> User:
     return user
 
 
+@contextlib.contextmanager
+def _change():
+    """``with _change(): ...``: one write transaction; a refusal ends the command with its reason."""
+    try:
+        with write_transaction(db.session()):
+            yield
+    except administration.AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @users_cli.command("create")
 @click.argument("username")
 @click.option("--role", type=click.Choice(users.ROLES), required=True, help="What the user may do.")
 def create(username, role):
     """Create USERNAME with ROLE. The password is read from stdin or a hidden prompt."""
-    try:
+    try:  # before asking for the password
         users.check_username(username)
-        if users.find(db.session(), username) is not None:
-            raise users.UserError(f"a user named {users.normalise_username(username)!r} already exists")
-        password = _read_password()
-        user = users.create_user(db.session(), username, password, role, now())
     except users.UserError as exc:
-        db.session.rollback()
         raise click.ClickException(str(exc)) from None
-    audit.record(db.session(), None, "user.create", now(), target=user.username, detail=f"role {role}")
-    db.session.commit()
+    if users.find(db.session(), username) is not None:
+        raise click.ClickException(f"a user named {users.normalise_username(username)!r} already exists")
+    password = _read_password()
+    with _change():
+        user = administration.create_user(db.session(), None, username, password, role, now())
     click.echo(f"created {user.role} {user.username!r}; log in at the dashboard's /login")
 
 
 @users_cli.command("list")
 def list_users():
     """List users with their role and state."""
-    rows = db.session.scalars(select(User).order_by(User.username)).all()
+    rows = administration.list_users(db.session())
     for user in rows:
         state = "disabled" if user.disabled_at else "active"
         click.echo(f"{user.username:<32} {user.role:<10} {state}")
@@ -71,13 +88,9 @@ def list_users():
 def set_password(username):
     """Give USERNAME a new password (stdin or prompt); their open sessions end."""
     user = _user(username)
-    try:
-        users.set_password(db.session(), user, _read_password())
-    except users.UserError as exc:
-        db.session.rollback()
-        raise click.ClickException(str(exc)) from None
-    audit.record(db.session(), None, "user.set_password", now(), target=user.username)
-    db.session.commit()
+    password = _read_password()
+    with _change():
+        administration.reset_password(db.session(), None, _locked(user), password, now())
     click.echo(f"new password set for {user.username!r}")
 
 
@@ -86,9 +99,9 @@ def set_password(username):
 def disable(username):
     """Disable USERNAME: no more logins, open sessions end."""
     user = _user(username)
-    users.disable(db.session(), user, now())
-    audit.record(db.session(), None, "user.disable", now(), target=user.username)
-    db.session.commit()
+    if user.is_active:
+        with _change():
+            administration.disable_user(db.session(), None, _locked(user), now())
     click.echo(f"{user.username!r} is disabled")
 
 
@@ -97,9 +110,9 @@ def disable(username):
 def enable(username):
     """Allow a disabled USERNAME to log in again."""
     user = _user(username)
-    users.enable(db.session(), user)
-    audit.record(db.session(), None, "user.enable", now(), target=user.username)
-    db.session.commit()
+    if not user.is_active:
+        with _change():
+            administration.enable_user(db.session(), None, _locked(user), now())
     click.echo(f"{user.username!r} is enabled")
 
 
