@@ -10,9 +10,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -21,6 +29,7 @@ from masking.clock import utcnow
 from masking.db import normalise_database_url
 from masking.web.extensions import db
 
+ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
 
@@ -184,54 +193,83 @@ def pool_of_three(app) -> list[str]:
     return POOL[:3]
 
 
-# ---------------------------------------------------------------- a real server, as `make run` serves it
+# ---------------------------------------------------------------- real servers, as `make run` serves them
 
-class LiveServer:
-    """gunicorn with gunicorn.conf.py in a subprocess, on a free port, over ``database_url``."""
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (and is closed now)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
-    def __init__(self, database_url: str, extra_env: dict | None = None):
-        import socket
-        import subprocess
-        import sys
-        import time
-        from pathlib import Path
 
-        import requests
+def _free_port_pair() -> int:
+    """A port whose next one is free too (PORT and INTERNAL_API_PORT = PORT + 1)."""
+    while True:
+        port = free_port()
+        try:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        root = Path(__file__).resolve().parent.parent
-        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "DATABASE_URL": database_url,
-               "SECRET_KEY": "live-test-secret", "WEB_CONCURRENCY": "2", "LOG_LEVEL": "WARNING",
-               **(extra_env or {})}
-        self.log_file = open(os.devnull, "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
-            cwd=root, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
+
+class _Launched:
+    """A server command in a subprocess over ``database_url``, waited for until every one of its
+    ``/healthz`` answers 200; its output is kept and shown only when it fails to start."""
+
+    def __init__(self, command: list[str], port: int, health_urls: list[str], database_url: str, secret: str,
+                 extra_env: dict | None = None):
+        self.port = port
+        self.url = health_urls[0]
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DATABASE_URL": database_url,
+               "SECRET_KEY": secret, "WEB_CONCURRENCY": "2", "LOG_LEVEL": "WARNING", **(extra_env or {})}
+        for inherited in ("INTERNAL_API_PORT", "MASKING_API_URL"):  # derived from PORT unless a test sets them
+            if inherited not in (extra_env or {}):
+                env.pop(inherited, None)
+        self.log_file = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env,
+                                        stdout=self.log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}")
+                tail = self._log_tail()
+                self.log_file.close()
+                raise RuntimeError(f"{command} exited with {self.process.returncode}:\n{tail}")
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if all(requests.get(url + "/healthz", timeout=1).status_code == 200 for url in health_urls):
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.1)
+        tail = self._log_tail()
         self.stop()
-        raise RuntimeError("gunicorn did not become healthy within 30 s")
+        raise RuntimeError(f"{command} did not become healthy within 30 s:\n{tail}")
 
-    def stop(self) -> None:
+    def _log_tail(self, lines: int = 40) -> str:
+        self.log_file.flush()
+        self.log_file.seek(0)
+        return "\n".join(self.log_file.read().splitlines()[-lines:])
+
+    def stop(self) -> int | None:
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=15)
-            except Exception:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
         self.log_file.close()
+        return self.process.returncode
+
+
+class LiveServer(_Launched):
+    """gunicorn with gunicorn.conf.py (the public server of `make run`) on a free port."""
+
+    def __init__(self, database_url: str, extra_env: dict | None = None):
+        port = free_port()
+        super().__init__(["-m", "gunicorn", "--config", "gunicorn.conf.py"], port, [f"http://127.0.0.1:{port}"],
+                         database_url, "live-test-secret", extra_env)
 
 
 @pytest.fixture
@@ -245,79 +283,15 @@ def live_server(app, database_url):
     server.stop()
 
 
-# ---------------------------------------------------------------- the whole stack, as `make run` serves it
-
-class LiveStack:
+class LiveStack(_Launched):
     """`python -m masking.web.serve` (what `make run` runs): the public server on ``url`` and the
-    internal API server on ``internal_url``, over ``database_url``, on free ports."""
+    internal API server on ``internal_url``, on free ports."""
 
     def __init__(self, database_url: str, extra_env: dict | None = None):
-        import socket
-        import subprocess
-        import sys
-        import time
-        from pathlib import Path
-
-        import requests
-
-        while True:  # two consecutive free ports: PORT and INTERNAL_API_PORT = PORT + 1
-            with socket.socket() as probe:
-                probe.bind(("127.0.0.1", 0))
-                self.port = probe.getsockname()[1]
-            try:
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", self.port + 1))
-                break
-            except OSError:
-                continue
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.internal_url = f"http://127.0.0.1:{self.port + 1}"
-        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "DATABASE_URL": database_url,
-               "SECRET_KEY": "live-stack-secret", "WEB_CONCURRENCY": "2", "LOG_LEVEL": "WARNING",
-               **(extra_env or {})}
-        env.pop("INTERNAL_API_PORT", None)
-        env.pop("MASKING_API_URL", None)
-        import tempfile
-
-        # The launcher's output, shown when it fails to start (only then: it is otherwise noise).
-        self.log_file = tempfile.TemporaryFile(mode="w+")
-        self.process = subprocess.Popen([sys.executable, "-m", "masking.web.serve"],
-                                        cwd=Path(__file__).resolve().parent.parent, env=env,
-                                        stdout=self.log_file, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                tail = self._log_tail()
-                self.log_file.close()
-                raise RuntimeError(f"the launcher exited with {self.process.returncode}:\n{tail}")
-            try:
-                if all(requests.get(u + "/healthz", timeout=1).status_code == 200
-                       for u in (self.url, self.internal_url)):
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        tail = self._log_tail()
-        self.stop()
-        raise RuntimeError(f"the launcher's servers did not become healthy within 30 s:\n{tail}")
-
-    def _log_tail(self, lines: int = 40) -> str:
-        self.log_file.flush()
-        self.log_file.seek(0)
-        return "\n".join(self.log_file.read().splitlines()[-lines:])
-
-    def stop(self) -> int | None:
-        import signal
-
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except Exception:
-                self.process.kill()
-                self.process.wait()
-        self.log_file.close()
-        return self.process.returncode
+        port = _free_port_pair()
+        self.internal_url = f"http://127.0.0.1:{port + 1}"
+        super().__init__(["-m", "masking.web.serve"], port, [f"http://127.0.0.1:{port}", self.internal_url],
+                         database_url, "live-stack-secret", extra_env)
 
 
 @pytest.fixture

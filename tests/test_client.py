@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from masking.client import MaskingAPIError, MaskingClient, MaskingClientError, MaskingUnavailable
-from tests.conftest import PARTIES, make_account
+from tests.conftest import PARTIES, free_port, make_account
 
 
 @pytest.fixture
@@ -154,14 +154,8 @@ def test_credentials_are_required():
 
 # ---------------------------------------------------------------- servers that fail
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_a_closed_port_is_unavailable(http_session):
-    url = f"http://127.0.0.1:{_free_port()}"  # bound a moment ago, now nobody listens
+    url = f"http://127.0.0.1:{free_port()}"  # bound a moment ago, now nobody listens
     client = _client(url, http_session, ssid="mss_x", timeout=2)
     with pytest.raises(MaskingUnavailable) as caught:
         client.list()

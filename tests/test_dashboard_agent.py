@@ -22,7 +22,7 @@ from masking.client import MaskingClient
 from masking.models import ApiAccount, MaskAttempt
 from masking.web.extensions import db
 from masking.web.service_client import BUILTIN_USER_ID
-from tests.conftest import PARTIES, POOL, LiveStack, add_pool, make_account
+from tests.conftest import PARTIES, POOL, LiveStack, add_pool, free_port, make_account
 from tests.dashboard_helpers import HX, PASSWORD, ROLES, assert_no_inline_code, logged_in_client, make_user, text_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,12 +54,6 @@ def dash(service, database_url, clock):
     yield application
     with application.app_context():
         db.engine.dispose()
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _mask(client, m1, m2, **fields):
@@ -203,7 +197,7 @@ def test_dashboard_credentials_problems_tell_to_contact_an_admin(app, live_serve
 
 
 def test_service_unreachable_is_said_clearly_and_quickly(app, database_url, clock):
-    dashboard = _dashboard(database_url, clock, MASKING_API_URL=f"http://127.0.0.1:{_closed_port()}",
+    dashboard = _dashboard(database_url, clock, MASKING_API_URL=f"http://127.0.0.1:{free_port()}",
                            MASKING_API_USER_ID="u1", MASKING_API_TOKEN="t")
     client = logged_in_client(dashboard)
     started = time.monotonic()
