@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .driver import DriverConnection, Statement
-from .errors import INVALID_PARAMETERS, INVALID_TOKEN, PERMISSION_DENIED, MaskingError
+from .errors import INVALID_PARAMETERS, INVALID_TOKEN, PERMISSION_DENIED, MaskingError, text_field
 from .models import ApiAccount, ApiSession
 
 TOKEN_PREFIX = "mtk_"
@@ -63,15 +63,6 @@ def revoke_account(session: Session, user_id: str, now: datetime) -> ApiAccount:
     return account
 
 
-def _text(body: dict, field: str) -> str | None:
-    value = body.get(field)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise MaskingError(INVALID_PARAMETERS, f"{field} must be a string")
-    return str(value)
-
-
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: the few account fields a request needs, read without the ORM."""
@@ -113,7 +104,7 @@ def authenticate(conn: DriverConnection, body: dict, now: datetime, *, write: bo
     1000 when they are missing or mixed, 1014 when wrong, expired or revoked, 1015 when the
     account may not write and ``write`` is asked.
     """
-    ssid, user_id, token = _text(body, "ssid"), _text(body, "userId"), _text(body, "token")
+    ssid, user_id, token = text_field(body, "ssid"), text_field(body, "userId"), text_field(body, "token")
     if ssid and (user_id or token):
         raise MaskingError(INVALID_PARAMETERS, "send either ssid, or userId with token, not both")
     if ssid:

@@ -42,7 +42,7 @@ _CODES = [
     ErrorCode(1510, "Request too large", 200, "the body is larger than the API accepts"),
 ]
 
-CODES: dict[int, ErrorCode] = {c.code: c for c in _CODES}
+CODES: dict[int, ErrorCode] = {c.code: c for c in sorted(_CODES, key=lambda c: c.code)}  # in code order
 
 INVALID_PARAMETERS = 1000
 SERVER_ERROR = 1009
@@ -78,3 +78,14 @@ class MaskingError(Exception):
     @property
     def http_status(self) -> int:
         return CODES[self.code].http_status
+
+
+def text_field(body: dict, field: str) -> str | None:
+    """A body field that must be text; None when absent or empty. A bare JSON number is read as
+    its digits (the vendor's examples send ids that way); anything else is a 1000."""
+    value = body.get(field)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise MaskingError(INVALID_PARAMETERS, f"{field} must be a string")
+    return str(value)

@@ -27,16 +27,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import errors
+from .accounts import Principal
+from .clock import iso_utc
 from .db import write_transaction
 from .driver import DriverConnection, Statement, describe_error, read_timestamp
-from .errors import MaskingError
-from .group_commit import run_write
+from .errors import MaskingError, text_field
 from .expiry import END_NOW, parse_instant, resolve_expiry
-from .accounts import Principal
+from .group_commit import run_write
 from .models import ActivePair, Masking, MaskingStatus, Route
 from .phone import PhoneNumberError, normalise, normalise_field, redact, region_of
 from .settings import MaskingSettings
-from .clock import iso_utc
 
 log = logging.getLogger("masking.service")
 
@@ -62,12 +62,7 @@ class SetRequest:
 
 
 def read_event_id(body: dict) -> str | None:
-    value = body.get("eventId")
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise MaskingError(errors.INVALID_PARAMETERS, "eventId must be a string")
-    value = str(value).strip()
+    value = (text_field(body, "eventId") or "").strip()
     if len(value) > MAX_EVENT_ID:
         raise MaskingError(errors.INVALID_PARAMETERS, f"eventId must be at most {MAX_EVENT_ID} characters")
     return value or None
