@@ -64,6 +64,13 @@ def short_label(code: int | None) -> str:
     return SHORT.get(code, f"code {code}")
 
 
+def code_label(code: int | None) -> str:
+    """A failure's code with its short words ("1505 no number free"); None is an unreachable service."""
+    if code is None:
+        return SHORT[None]
+    return f"{code} {SHORT[code]}" if code in SHORT else f"code {code}"
+
+
 def _field_of(detail: str | None) -> str | None:
     if not detail:
         return None

@@ -55,7 +55,7 @@ from sqlalchemy.orm import Session, selectinload
 from .attempts import ACTIVE, ENDED, EXPIRED, FAILED
 from .attempts import status as attempt_status
 from .clock import local_midnight_utc
-from .explain import SHORT, short_label
+from .explain import SHORT, code_label, short_label
 from .humanize import to_local
 from .models import AttemptAction, AttemptOutcome, MaskAttempt, User
 from .phone import redact
@@ -80,7 +80,7 @@ def outcome_choices() -> list[tuple[str, str]]:
     choices = [("", "Any outcome"), (ACTIVE, "Active"), (EXPIRED, "Expired"), (ENDED, "Ended early"),
                (FAILED, "Failed (any reason)"), (UNAVAILABLE, f"Failed: {SHORT[None]}")]
     for code in sorted(code for code in SHORT if code is not None):
-        choices.append((f"{FAILED_CODE_PREFIX}{code}", f"Failed: {code} {SHORT[code]}"))
+        choices.append((f"{FAILED_CODE_PREFIX}{code}", f"Failed: {code_label(code)}"))
     return choices
 
 
@@ -390,8 +390,8 @@ def page(session: Session, filters: Filters, now: datetime, *, country_code: str
 
 def failure_label(attempt: MaskAttempt) -> str:
     if attempt.outcome == AttemptOutcome.UNAVAILABLE:
-        return SHORT[None]
-    return f"{attempt.error_code} {short_label(attempt.error_code)}" if attempt.error_code else "refused"
+        return code_label(None)
+    return code_label(attempt.error_code) if attempt.error_code else "refused"
 
 
 # ---------------------------------------------------------------- the export

@@ -38,7 +38,7 @@ from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
 from .clock import local_midnight_utc
-from .explain import SHORT
+from .explain import code_label
 from .humanize import to_local
 from .models import AttemptAction, AttemptOutcome, MaskAttempt, User
 from .pool import StatusUse, use_by_status, use_by_status_query
@@ -119,13 +119,6 @@ class Overview:
     def is_empty(self) -> bool:
         """Nothing at all to show (a fresh install): no attempts in the window, no pool."""
         return not self.masks and not self.failures and not self.busiest and not self.pool_total
-
-
-def code_label(code: int | None) -> str:
-    short = SHORT.get(code)
-    if code is None:
-        return short or "no answer"
-    return f"{code} {short}" if short else f"code {code}"
 
 
 # ---------------------------------------------------------------- time windows

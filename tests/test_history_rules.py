@@ -249,6 +249,8 @@ def test_status_words_and_failure_labels(app, session, seeded):
     assert attempts.status(rows[ids["ended"]], NOW) == "ended"
     assert history.failure_label(rows[ids["busy"]]) == "1503 pair already masked"
     assert history.failure_label(rows[ids["down"]]) == "service unreachable"
+    # A code the dashboard has no words for (a newer service) is shown once, not "4242 code 4242".
+    assert history.failure_label(MaskAttempt(outcome="error", error_code=4242)) == "code 4242"
 
 
 # ---------------------------------------------------------------- the export
