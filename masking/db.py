@@ -129,26 +129,19 @@ def sqlite_write_gate(engine: Engine) -> SqliteWriteGate | None:
     return getattr(engine, "_masking_write_gate", None)
 
 
-def begin_write(session: Session) -> None:
-    """Start a transaction that will write, taking SQLite's write lock up front.
-
-    Ends whatever read transaction the session had open, so the reads that decide
-    a write happen under the lock. On PostgreSQL this is a plain BEGIN; there the
-    unique indexes and row locks keep concurrent writers honest.
-    """
-    if session.in_transaction():
-        session.commit()
-    session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
-
-
 @contextlib.contextmanager
 def write_transaction(session: Session):
-    """``with write_transaction(session): ...`` commits on success, rolls back on any error."""
+    """``with write_transaction(session): ...`` commits on success, rolls back on any error.
+
+    The transaction takes SQLite's write lock up front (BEGIN IMMEDIATE), so the reads that
+    decide the write happen under it. On PostgreSQL it is a plain BEGIN; there the unique
+    indexes and row locks keep concurrent writers honest.
+    """
     if session.in_transaction():
         session.commit()  # end the read transaction before queueing for the write lock
     gate = sqlite_write_gate(session.get_bind())
     with gate.held() if gate is not None else contextlib.nullcontext():
-        begin_write(session)
+        session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
         try:
             yield
             session.commit()

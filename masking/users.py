@@ -150,27 +150,33 @@ def load_session_user(session: Session, session_id: str) -> User | None:
 
 # ---------------------------------------------------------------- login rate limit
 
+def _attempt_key(username: str, ip: str) -> tuple[str, str]:
+    """(username, ip) as a login attempt stores them (the columns' lengths)."""
+    return normalise_username(username)[:64], ip[:45]
+
+
 def login_blocked_for(session: Session, username: str, ip: str, now: datetime) -> int:
-    """Seconds until this username may try again from this address (0: not blocked)."""
-    since = now - LOGIN_WINDOW
-    name = normalise_username(username)[:64]
-    pair = select(func.count(), func.min(LoginAttempt.at)).where(
-        LoginAttempt.username == name, LoginAttempt.ip == ip, LoginAttempt.at > since)
-    failures, oldest = session.execute(pair).one()
-    if failures >= LOGIN_MAX_FAILURES:
-        return max(1, int((oldest + LOGIN_WINDOW - now).total_seconds()) + 1)
-    per_ip = select(func.count(), func.min(LoginAttempt.at)).where(LoginAttempt.ip == ip, LoginAttempt.at > since)
-    failures, oldest = session.execute(per_ip).one()
-    if failures >= LOGIN_MAX_FAILURES_PER_IP:
-        return max(1, int((oldest + LOGIN_WINDOW - now).total_seconds()) + 1)
+    """Seconds until this username may try again from this address (0: not blocked).
+
+    Two limits: failures for this username from this address, and failures from this address
+    for any username (someone trying many names)."""
+    name, ip = _attempt_key(username, ip)
+    limits = [((LoginAttempt.username == name, LoginAttempt.ip == ip), LOGIN_MAX_FAILURES),
+              ((LoginAttempt.ip == ip,), LOGIN_MAX_FAILURES_PER_IP)]
+    for conditions, limit in limits:
+        failures, oldest = session.execute(select(func.count(), func.min(LoginAttempt.at))
+                                           .where(*conditions, LoginAttempt.at > now - LOGIN_WINDOW)).one()
+        if failures >= limit:
+            return max(1, int((oldest + LOGIN_WINDOW - now).total_seconds()) + 1)
     return 0
 
 
 def record_login_failure(session: Session, username: str, ip: str, now: datetime) -> None:
+    name, ip = _attempt_key(username, ip)
     session.execute(delete(LoginAttempt).where(LoginAttempt.at <= now - LOGIN_WINDOW))
-    session.add(LoginAttempt(username=normalise_username(username)[:64], ip=ip[:45], at=now))
+    session.add(LoginAttempt(username=name, ip=ip, at=now))
 
 
 def clear_login_failures(session: Session, username: str, ip: str) -> None:
-    session.execute(delete(LoginAttempt).where(LoginAttempt.username == normalise_username(username)[:64],
-                                               LoginAttempt.ip == ip[:45]))
+    name, ip = _attempt_key(username, ip)
+    session.execute(delete(LoginAttempt).where(LoginAttempt.username == name, LoginAttempt.ip == ip))

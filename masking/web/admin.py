@@ -76,9 +76,9 @@ def _refused_status() -> int:
     return 200 if is_htmx() else 422
 
 
-def _done(notice: str, page_endpoint: str):
-    """After a plain form post: the message on the page it came from."""
-    flash(notice, "info")
+def _done(notice: str, page_endpoint: str, is_error: bool = False):
+    """After a plain form post (or a change that leaves this page): the message on the page to show next."""
+    flash(notice, "error" if is_error else "info")
     return redirect_to(url_for(page_endpoint))
 
 
@@ -159,8 +159,7 @@ def _user_action(user_id: int, act) -> object:
     except admin.AdminError as exc:
         return _users_page(notice=str(exc), notice_is_error=True, status=_refused_status())
     if not current_user.is_active or current_user.role != ADMIN:  # they changed themselves out of this page
-        flash(notice, "info")
-        return redirect_to(url_for("agent.index"))
+        return _done(notice, "agent.index")
     if not is_htmx():
         return _done(notice, "admin.users")
     return _users_page(notice=notice)
@@ -370,10 +369,7 @@ def pool_status(number_id: int):
     except (admin.AdminError, LookupError, ValueError) as exc:
         notice, is_error = str(exc), True
     if not is_htmx():
-        if not is_error:
-            return _done(notice, "admin.pool_page")
-        flash(notice, "error")
-        return redirect_to(url_for("admin.pool_page"))
+        return _done(notice, "admin.pool_page", is_error)
     return _pool_page(notice=notice, notice_is_error=is_error)
 
 
@@ -452,8 +448,7 @@ def revoke_credential(account_id: int):
         except admin.AdminError as exc:
             notice, is_error = str(exc), True
     if not is_htmx():
-        flash(notice, "error" if is_error else "info")
-        return redirect_to(url_for("admin.credentials"))
+        return _done(notice, "admin.credentials", is_error)
     return _credentials_page(notice=notice, notice_is_error=is_error)
 
 
