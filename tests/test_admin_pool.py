@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from app import create_app
-from masking.web.extensions import db
 from tests.admin_helpers import audit_entries, pool_rows
-from tests.api_helpers import set_masking
+from tests.api_helpers import configured_app, set_masking
 from tests.conftest import PARTIES, POOL, add_pool, make_account
-from tests.dashboard_helpers import HX, PASSWORD, assert_no_inline_code, csrf_from, logged_in_client, \
-    make_user, text_of
+from tests.dashboard_helpers import HX, assert_no_inline_code, csrf_from, logged_in_client, login, make_user, \
+    text_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -337,13 +335,12 @@ def test_status_change_keeps_the_list_filter_and_works_without_htmx(app, admin_c
 # ---------------------------------------------------------------- CSRF
 
 def test_pool_actions_need_the_csrf_token(database_url, clock):
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x", "CLOCK": clock})
-    try:
+    with configured_app(database_url, clock) as app:
         make_user(app, "boss", "admin")
         add_pool(app, POOL[0])
         client = app.test_client()
         token = csrf_from(client.get("/login").get_data(as_text=True))
-        client.post("/login", data={"username": "boss", "password": PASSWORD, "csrf_token": token})
+        login(client, "boss", csrf_token=token)
         token = csrf_from(client.get("/admin/pool").get_data(as_text=True))
         number_id = _number_id(app, POOL[0])
         assert client.post("/admin/pool/add", data={"numbers": POOL[1]}).status_code == 400
@@ -358,6 +355,3 @@ def test_pool_actions_need_the_csrf_token(database_url, clock):
         big = client.post("/admin/pool/import", data={"file": (io.BytesIO(b"1" * 200_000), "b.csv")},
                           content_type="multipart/form-data", headers={**HX, "X-CSRFToken": token})
         assert big.status_code == 200 and "larger than 1 KB" in _text(big)
-    finally:
-        with app.app_context():
-            db.engine.dispose()

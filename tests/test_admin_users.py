@@ -6,11 +6,11 @@ import html as html_module
 
 import pytest
 
-from app import create_app
 from masking import administration, users
 from masking.clock import utcnow
 from masking.web.extensions import db
 from tests.admin_helpers import audit_entries, user_row
+from tests.api_helpers import configured_app
 from tests.dashboard_helpers import HX, PASSWORD, assert_no_inline_code, csrf_from, logged_in_client, login, make_user, \
     text_of
 
@@ -326,10 +326,8 @@ def test_bad_or_same_role_is_refused(app, admin_client, role, message):
 
 @pytest.fixture
 def csrf_app(database_url, clock):
-    application = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x", "CLOCK": clock})
-    yield application
-    with application.app_context():
-        db.engine.dispose()
+    with configured_app(database_url, clock) as application:
+        yield application
 
 
 def test_user_actions_need_the_csrf_token(csrf_app):
@@ -337,8 +335,7 @@ def test_user_actions_need_the_csrf_token(csrf_app):
     uid = make_user(csrf_app, "asha", "agent")
     client = csrf_app.test_client()
     token = csrf_from(client.get("/login").get_data(as_text=True))
-    assert client.post("/login", data={"username": "boss", "password": PASSWORD, "csrf_token": token}).status_code \
-        == 303
+    assert login(client, "boss", csrf_token=token).status_code == 303
     page = client.get("/admin/users").get_data(as_text=True)
     token = csrf_from(page)
     assert page.count('name="csrf_token"') >= 5  # every form carries it

@@ -23,7 +23,8 @@ from masking.models import ApiAccount, MaskAttempt
 from masking.web.extensions import db
 from masking.web.service_client import BUILTIN_USER_ID
 from tests.conftest import PARTIES, POOL, LiveStack, add_pool, free_port, make_account
-from tests.dashboard_helpers import HX, PASSWORD, ROLES, assert_no_inline_code, logged_in_client, make_user, text_of
+from tests.dashboard_helpers import HX, PASSWORD, ROLES, assert_no_inline_code, csrf_from, logged_in_client, make_user, \
+    text_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -340,11 +341,11 @@ def test_launcher_serves_dashboard_and_internal_api_without_starving(app, databa
         def agent_submits(i: int) -> str:
             browser = requests.Session()
             page = browser.get(base + "/login", timeout=10).text
-            token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+            token = csrf_from(page)
             logged = browser.post(base + "/login", data={"username": "agent1", "password": PASSWORD,
                                                           "csrf_token": token}, timeout=30, allow_redirects=False)
             assert logged.status_code == 303, (logged.status_code, text_of(logged.text)[:300])
-            token = re.search(r'name="csrf-token" content="([^"]+)"', browser.get(base + "/", timeout=30).text).group(1)
+            token = csrf_from(browser.get(base + "/", timeout=30).text)
             barrier.wait(timeout=60)
             answer = browser.post(base + "/masks", timeout=60, headers={**HX, "X-CSRFToken": token},
                                   data={"m1": PARTIES[2 * i], "m2": PARTIES[2 * i + 1], "expiry": "15"})

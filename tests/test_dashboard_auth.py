@@ -8,10 +8,9 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Blueprint
 
-from app import create_app
 from masking.web.auth import role_required
 from masking.web.dashboard import CONTENT_SECURITY_POLICY
-from masking.web.extensions import db
+from tests.api_helpers import configured_app
 from tests.dashboard_helpers import (HX, PASSWORD, ROLES, assert_no_inline_code, csrf_from, logged_in_client, login,
                                      make_user)
 
@@ -80,24 +79,21 @@ def test_walk_every_url_with_every_role_and_none(app):
 
 
 def test_role_required_answers_403_for_other_roles(database_url, clock):
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x", "CLOCK": clock,
-                      "WTF_CSRF_ENABLED": False})
-    extra = Blueprint("only_admins", __name__)
+    with configured_app(database_url, clock, WTF_CSRF_ENABLED=False) as app:
+        extra = Blueprint("only_admins", __name__)
 
-    @extra.get("/only-admins")
-    @role_required("admin")
-    def only_admins():
-        return "admins only"
+        @extra.get("/only-admins")
+        @role_required("admin")
+        def only_admins():
+            return "admins only"
 
-    app.register_blueprint(extra)
-    agent, admin = logged_in_client(app, "agent"), logged_in_client(app, "admin")
-    assert agent.get("/only-admins").status_code == 403
-    assert "Not allowed" in agent.get("/only-admins").get_data(as_text=True)
-    assert admin.get("/only-admins").get_data(as_text=True) == "admins only"
-    with pytest.raises(ValueError):
-        role_required("boss")
-    with app.app_context():
-        db.engine.dispose()
+        app.register_blueprint(extra)
+        agent, admin = logged_in_client(app, "agent"), logged_in_client(app, "admin")
+        assert agent.get("/only-admins").status_code == 403
+        assert "Not allowed" in agent.get("/only-admins").get_data(as_text=True)
+        assert admin.get("/only-admins").get_data(as_text=True) == "admins only"
+        with pytest.raises(ValueError):
+            role_required("boss")
 
 
 def test_root_logged_out_leads_to_login(client):
@@ -174,11 +170,8 @@ def test_login_rate_limit_per_username_and_address(app, client, clock):
     assert blocked.status_code == 429
     assert "Too many failed attempts" in blocked.get_data(as_text=True)
     # Held in the database: another app (another worker) over the same database agrees.
-    other_worker = create_app({"TESTING": True, "DATABASE_URL": app.config["DATABASE_URL"], "SECRET_KEY": "x",
-                               "CLOCK": clock, "WTF_CSRF_ENABLED": False})
-    assert login(other_worker.test_client(), "asha").status_code == 429
-    with other_worker.app_context():
-        db.engine.dispose()
+    with configured_app(app.config["DATABASE_URL"], clock, WTF_CSRF_ENABLED=False) as other_worker:
+        assert login(other_worker.test_client(), "asha").status_code == 429
     # Another address is not blocked for this username.
     other_address = app.test_client()
     response = other_address.post("/login", data={"username": "asha", "password": PASSWORD},
@@ -225,13 +218,10 @@ def test_polling_does_not_keep_a_session_alive(app, clock):
 
 
 def test_idle_minutes_are_configurable(database_url, clock):
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x", "CLOCK": clock,
-                      "WTF_CSRF_ENABLED": False, "SESSION_IDLE_MINUTES": "5"})
-    client = logged_in_client(app, "agent")
-    clock.advance(minutes=6)
-    assert client.get("/").status_code == 302
-    with app.app_context():
-        db.engine.dispose()
+    with configured_app(database_url, clock, WTF_CSRF_ENABLED=False, SESSION_IDLE_MINUTES="5") as app:
+        client = logged_in_client(app, "agent")
+        clock.advance(minutes=6)
+        assert client.get("/").status_code == 302
 
 
 def test_htmx_partials_vary_on_hx_request(app):
@@ -248,11 +238,9 @@ def test_htmx_partials_vary_on_hx_request(app):
 
 @pytest.fixture
 def csrf_app(database_url, clock):
-    application = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x", "CLOCK": clock})
-    assert application.config["WTF_CSRF_ENABLED"]
-    yield application
-    with application.app_context():
-        db.engine.dispose()
+    with configured_app(database_url, clock) as application:
+        assert application.config["WTF_CSRF_ENABLED"]
+        yield application
 
 
 def test_csrf_is_enforced_on_every_state_changing_request(csrf_app):
@@ -302,12 +290,9 @@ def test_security_headers_and_cookie_flags(app, client):
 
 
 def test_secure_cookie_is_configurable(database_url, clock):
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x", "CLOCK": clock,
-                      "WTF_CSRF_ENABLED": False, "SESSION_COOKIE_SECURE": "true"})
-    make_user(app, "asha", "agent")
-    assert "Secure" in login(app.test_client(), "asha").headers["Set-Cookie"]
-    with app.app_context():
-        db.engine.dispose()
+    with configured_app(database_url, clock, WTF_CSRF_ENABLED=False, SESSION_COOKIE_SECURE="true") as app:
+        make_user(app, "asha", "agent")
+        assert "Secure" in login(app.test_client(), "asha").headers["Set-Cookie"]
 
 
 def test_htmx_config_and_assets(app):

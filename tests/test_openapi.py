@@ -20,9 +20,8 @@ from masking import service
 from masking.errors import CODES
 from masking.settings import MaskingSettings
 from masking.web.api import ENDPOINTS
-from masking.web.extensions import db
 from masking.web.openapi import OPERATIONS, api_path, document
-from tests.api_helpers import GET, LIST, LOGIN, LOGOUT, SET, UNSET
+from tests.api_helpers import GET, LIST, LOGIN, LOGOUT, SET, UNSET, configured_app
 from tests.conftest import PARTIES, POOL, add_pool, make_account
 
 SPEC_URI = "urn:masking-openapi"
@@ -92,14 +91,9 @@ def test_document_is_valid_openapi_without_flask():
 
 
 def test_served_document_shows_configured_limits(database_url, clock):
-    from app import create_app
-
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x", "CLOCK": clock,
-                      "MAX_EXPIRY_MINUTES": 90, "DEFAULT_EXPIRY_MINUTES": 30, "TIMEZONE": "Europe/Paris",
-                      "DEFAULT_REGION": "FR"})
-    served = app.test_client().get("/api/v2/openapi.json").get_json()
-    with app.app_context():
-        db.engine.dispose()
+    with configured_app(database_url, clock, MAX_EXPIRY_MINUTES=90, DEFAULT_EXPIRY_MINUTES=30,
+                        TIMEZONE="Europe/Paris", DEFAULT_REGION="FR") as app:
+        served = app.test_client().get("/api/v2/openapi.json").get_json()
     duration = served["components"]["schemas"]["SetRequest"]["properties"]["expiry_duration"]
     assert {"type": "integer", "minimum": 1, "maximum": 90} in duration["anyOf"]
     assert "Europe/Paris" in served["info"]["description"]

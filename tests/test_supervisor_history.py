@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app import create_app
 from masking import attempts, history
 from masking.web.extensions import db
 from tests.admin_helpers import audit_entries
-from tests.dashboard_helpers import (HX, assert_no_inline_code, csrf_from, logged_in_client, make_user, text_of)
+from tests.api_helpers import configured_app
+from tests.dashboard_helpers import (HX, assert_no_inline_code, csrf_from, logged_in_client, login, make_user, text_of)
 
 NOW = datetime(2026, 11, 27, 6, 0)  # 11:30 in India (TIMEZONE defaults to Asia/Kolkata)
 
@@ -241,8 +241,7 @@ def test_reveal_shows_the_full_numbers_and_is_audited(app, rows, sup):
 
 
 def test_reveal_needs_the_csrf_token(database_url, clock):
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x", "CLOCK": clock})
-    try:
+    with configured_app(database_url, clock) as app:
         clock.set(NOW)
         asha = make_user(app, "asha")
         attempt = _record(app, asha, 5, m1="+919876543210", m2="+919812345678", mask="+918041234500",
@@ -250,9 +249,7 @@ def test_reveal_needs_the_csrf_token(database_url, clock):
         client = app.test_client()
         token = csrf_from(client.get("/login").get_data(as_text=True))
         make_user(app, "sue", "supervisor")
-        from tests.dashboard_helpers import PASSWORD
-        assert client.post("/login", data={"username": "sue", "password": PASSWORD,
-                                           "csrf_token": token}).status_code == 303
+        assert login(client, "sue", csrf_token=token).status_code == 303
         token = csrf_from(client.get("/history").get_data(as_text=True))
         assert client.post(f"/history/{attempt}/reveal").status_code == 400
         assert client.post("/history/export").status_code == 400
@@ -262,9 +259,6 @@ def test_reveal_needs_the_csrf_token(database_url, clock):
         export = client.post("/history/export", data={"csrf_token": token})
         assert export.status_code == 200 and export.mimetype == "text/csv"
         export.close()
-    finally:
-        with app.app_context():
-            db.engine.dispose()
 
 
 # ---------------------------------------------------------------- export
