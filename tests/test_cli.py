@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, insert, select
 
-from masking.models import ApiAccount, PoolNumber
+from masking.models import NEVER_ALLOCATED, ApiAccount, PoolNumber
 from masking.web.extensions import db
 from masking.web.service_client import BUILTIN_USER_ID, ensure_builtin_account
 from tests.admin_helpers import audit_entries
@@ -394,3 +395,31 @@ def test_sweep_removes_only_what_has_passed(app, runner, client, clock, account,
     assert [m["id"] for m in active] == [long["data"]["id"]]
     # The swept parties can be masked again at once.
     assert api(client, SET, {**account, "m1": PARTIES[0], "m2": PARTIES[1]})["status"] == "success"
+
+
+# ---------------------------------------------------------------- two writers at once
+
+def test_a_number_added_elsewhere_at_the_same_moment_is_one_clear_line(app, runner):
+    """Another writer pools a number between the command's check and its insert: the unique index
+    refuses the insert, the command's transaction is rolled back whole, and it says so."""
+    with app.app_context():
+        engine = db.engine
+    sneaked = []
+
+    def sneak_in(conn, clauseelement, multiparams, params, execution_options):
+        if not sneaked and getattr(clauseelement, "table", None) is PoolNumber.__table__ and \
+                clauseelement.is_insert:
+            sneaked.append(True)
+            conn.execute(insert(PoolNumber.__table__).values(
+                number=POOL[1], country="IN", status="active", allocation_count=0,
+                created_at=datetime(2026, 1, 1), last_allocated_at=NEVER_ALLOCATED))
+
+    event.listen(engine, "before_execute", sneak_in)
+    try:
+        result = invoke(runner, "pool", "add", POOL[0], POOL[1], exit_code=1)
+    finally:
+        event.remove(engine, "before_execute", sneak_in)
+    assert sneaked
+    assert result.stderr.startswith("Error: another change to the pool added some of these numbers")
+    assert pool_rows(app) == {}  # neither the command's numbers nor the sneaked one (same transaction)
+    assert audit_entries(app) == []

@@ -15,6 +15,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from masking import administration, pool, service
 from masking.clock import iso_utc
@@ -25,6 +26,12 @@ from masking.web.service_client import BUILTIN_USER_ID
 
 pool_cli = AppGroup("pool", help="Manage the pool of masking numbers.")
 api_user_cli = AppGroup("api-user", help="Manage API accounts (userId and token).")
+
+
+# Two commands (or an admin page) adding the same number at the same moment: the unique index
+# refuses the second, whose transaction is rolled back whole.
+POOL_CONFLICT = "another change to the pool added some of these numbers at the same moment; nothing was " \
+                "changed: run the command again (numbers already in the pool are skipped)"
 
 
 def _print_report(report: pool.ImportReport, what: str, position: str = "line") -> None:
@@ -39,9 +46,12 @@ def _print_report(report: pool.ImportReport, what: str, position: str = "line") 
 @click.option("--status", type=click.Choice(["active", "reserved"]), default="active", show_default=True)
 def pool_add(numbers, status):
     """Add NUMBERS to the pool (any notation; national numbers use DEFAULT_REGION)."""
-    with write_transaction(db.session()):
-        report = administration.add_numbers(db.session(), None, list(numbers), utcnow(), settings().default_region,
-                                            status)
+    try:
+        with write_transaction(db.session()):
+            report = administration.add_numbers(db.session(), None, list(numbers), utcnow(),
+                                                settings().default_region, status)
+    except IntegrityError:
+        raise click.ClickException(POOL_CONFLICT) from None
     _print_report(report, "numbers", "argument")
     if report.rejected:
         raise SystemExit(1)
@@ -61,6 +71,8 @@ def pool_import(csv_file: Path):
                                                    settings().default_region)
     except administration.AdminError as exc:
         raise click.ClickException(str(exc)) from None
+    except IntegrityError:
+        raise click.ClickException(POOL_CONFLICT) from None
     _print_report(report, str(csv_file))
     if report.rejected:
         raise SystemExit(1)

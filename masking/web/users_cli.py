@@ -15,6 +15,7 @@ import sys
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from sqlalchemy.exc import IntegrityError
 
 from masking import administration, users
 from masking.db import write_transaction
@@ -68,8 +69,11 @@ def create(username, role):
     if users.find(db.session(), username) is not None:
         raise click.ClickException(f"a user named {users.normalise_username(username)!r} already exists")
     password = _read_password()
-    with _change():
-        user = administration.create_user(db.session(), None, username, password, role, now())
+    try:
+        with _change():
+            user = administration.create_user(db.session(), None, username, password, role, now())
+    except IntegrityError:  # created by someone else since the check above
+        raise click.ClickException(f"a user named {users.normalise_username(username)!r} already exists") from None
     click.echo(f"created {user.role} {user.username!r}; log in at the dashboard's /login")
 
 
