@@ -402,7 +402,7 @@ def in_process(database_url: str) -> dict:
     """The overview's queries timed in-process, and their plans."""
     from zoneinfo import ZoneInfo
 
-    from masking import overview
+    from masking import overview, pool
     from masking.web.extensions import db
 
     app = make_app(database_url)
@@ -416,7 +416,7 @@ def in_process(database_url: str) -> dict:
                           lambda: overview.overview(session, now, zone)),
                          ("overview, closed days cached (today only)",
                           lambda: overview.overview(session, now, zone, cache=cache)),
-                         ("pool use", lambda: overview.pool_use(session, now))):
+                         ("pool use", lambda: pool.use_by_status(session, now))):
             fn()
             runs = []
             for _ in range(5):

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from masking import attempts, charts, overview
+from masking import attempts, charts, explain, overview
 from masking import pool as pool_rules
 from masking.models import MaskAttempt
 from masking.web.extensions import db
@@ -83,7 +83,7 @@ def test_failures_by_code_include_every_action(app):
     assert [(f.code, f.count) for f in failures] == [(1505, 2), (1503, 1), (1506, 1), (None, 1)]
     assert failures[0].label == "1505 no number free"
     assert failures[-1].label == "service unreachable"
-    assert overview.code_label(4242) == "code 4242"
+    assert explain.code_label(4242) == "code 4242"
 
 
 def test_busiest_agents_last_seven_days(app):
