@@ -368,6 +368,7 @@ def test_revoking_the_dashboards_own_account_takes_force(app, runner):
     assert "read-write" in invoke(runner, "api-user", "list").stdout
     invoke(runner, "api-user", "revoke", "--force", BUILTIN_USER_ID)
     assert invoke(runner, "api-user", "list").stdout.split()[:2] == [BUILTIN_USER_ID, "revoked"]
+    invoke(runner, "api-user", "revoke", BUILTIN_USER_ID)  # already revoked: nothing to force
     assert _audit(app) == [("command line", "api_account.revoke", BUILTIN_USER_ID)]
 
 

@@ -2,9 +2,9 @@
 
 Bad arguments end with a one-line error and exit status 1 (2 for usage), never a traceback.
 Changes go through ``masking.administration``, as the dashboard's do: each runs in one write
-transaction with its audit entry (actor "command line"). Asking for the state a thing is
-already in (reserve a reserved number, revoke a revoked account) changes nothing, writes no
-audit entry and exits 0, so scripts can repeat themselves.
+transaction with its audit entry (actor "command line"). Reserving a reserved number (and the
+like) or revoking a revoked account changes nothing, writes no audit entry and exits 0, so
+scripts can repeat themselves.
 """
 from __future__ import annotations
 
@@ -65,9 +65,10 @@ def pool_import(csv_file: Path):
     Bad lines are reported by line number; good lines are kept; numbers already in
     the pool are left as they are, so importing the same file twice adds nothing.
     """
+    data = csv_file.read_bytes()  # before taking the write lock
     try:
         with write_transaction(db.session()):
-            report = administration.import_numbers(db.session(), None, csv_file.read_bytes(), csv_file.name, utcnow(),
+            report = administration.import_numbers(db.session(), None, data, csv_file.name, utcnow(),
                                                    settings().default_region)
     except administration.AdminError as exc:
         raise click.ClickException(str(exc)) from None
@@ -155,14 +156,14 @@ def api_user_create(name, read_only, as_json):
 @click.option("--force", is_flag=True, help=f"Needed to revoke {BUILTIN_USER_ID!r}, the dashboard's own account.")
 def api_user_revoke(user_id, force):
     """Revoke USER_ID's token and every ssid it opened."""
-    if user_id == BUILTIN_USER_ID and not force:
-        raise click.ClickException(f"{BUILTIN_USER_ID!r} is the dashboard's own account: revoking it stops every "
-                                   "agent from masking numbers. Add --force to revoke it anyway.")
     with write_transaction(db.session()):
         account = db.session.scalar(select(ApiAccount).where(ApiAccount.user_id == user_id))
         if account is None:
             raise click.ClickException(f"no API account with userId {user_id!r}")
         if account.revoked_at is None:
+            if account.user_id == BUILTIN_USER_ID and not force:
+                raise click.ClickException(f"{BUILTIN_USER_ID!r} is the dashboard's own account: revoking it stops "
+                                           "every agent from masking numbers; add --force to revoke it anyway")
             administration.revoke_api_account(db.session(), None, account, utcnow())
     click.echo(f"{account.user_id} ({account.name}) revoked at {iso_utc(account.revoked_at)}")
 

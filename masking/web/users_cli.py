@@ -36,7 +36,7 @@ def _read_password(confirm: bool = True) -> str:
 
 
 def _locked(user: User) -> User:
-    """``user`` read again, and locked, inside the write transaction."""
+    """``user`` read again, and locked, inside the write transaction (users are never deleted)."""
     return administration.lock_user(db.session(), user.id)
 
 
@@ -72,7 +72,7 @@ def create(username, role):
     try:
         with _change():
             user = administration.create_user(db.session(), None, username, password, role, now())
-    except IntegrityError:  # created by someone else since the check above
+    except IntegrityError:  # created by another connection since the check above (on PostgreSQL)
         raise click.ClickException(f"a user named {users.normalise_username(username)!r} already exists") from None
     click.echo(f"created {user.role} {user.username!r}; log in at the dashboard's /login")
 
@@ -103,9 +103,10 @@ def set_password(username):
 def disable(username):
     """Disable USERNAME: no more logins, open sessions end."""
     user = _user(username)
-    if user.is_active:
-        with _change():
-            administration.disable_user(db.session(), None, _locked(user), now())
+    with _change():
+        locked = _locked(user)
+        if locked.is_active:  # decided under the lock: a repeat is a no-op, even in a race
+            administration.disable_user(db.session(), None, locked, now())
     click.echo(f"{user.username!r} is disabled")
 
 
@@ -114,9 +115,10 @@ def disable(username):
 def enable(username):
     """Allow a disabled USERNAME to log in again."""
     user = _user(username)
-    if not user.is_active:
-        with _change():
-            administration.enable_user(db.session(), None, _locked(user), now())
+    with _change():
+        locked = _locked(user)
+        if not locked.is_active:
+            administration.enable_user(db.session(), None, locked, now())
     click.echo(f"{user.username!r} is enabled")
 
 
