@@ -153,10 +153,11 @@ class PoolUse:
     active_maskings: int
 
 
-# "In use" is read from the leases (``routes``), never from the maskings' history: that table
-# holds only live and cooling-off maskings (two rows each), so these counts stay cheap however
-# many maskings have been made. A lease is live while ``route_until`` is in the future, which is
-# exactly when its masking is (service.py keeps the two in step).
+# "In use" is read from the leases (``routes``), never from the maskings' history: a lease row
+# lives until its cool-off is over and it is swept (by the next allocation for one of its
+# parties, or by ``flask sweep``), so the table stays far smaller than the history. A lease is
+# live while ``route_until`` is in the future, which is exactly when its masking is (service.py
+# keeps the two in step); each masking has two, (low, high) and (high, low).
 
 def live_maskings_by_number(session: Session, now: datetime, numbers: list[str] | None = None) -> dict[str, int]:
     """number -> how many live maskings it serves at ``now`` (numbers serving none left out)."""
