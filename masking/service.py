@@ -435,9 +435,26 @@ def route_call(session: Session, caller, dialled, now: datetime, default_region:
     )
 
 
-def sweep(session: Session, now: datetime) -> dict[str, int]:
-    """Remove leases whose time has passed. Housekeeping only; correctness never waits for it."""
-    with write_transaction(session):
-        routes = session.execute(delete(Route).where(Route.hold_until <= now)).rowcount
-        pairs = session.execute(delete(ActivePair).where(ActivePair.expires_at <= now)).rowcount
-    return {"routes": routes, "pairs": pairs}
+SWEEP_BATCH = 1000
+
+
+def sweep(session: Session, now: datetime, batch: int = SWEEP_BATCH) -> dict[str, int]:
+    """Remove leases whose time has passed. Housekeeping only; correctness never waits for it.
+
+    At most ``batch`` rows per transaction, so that a large backlog never holds the write lock
+    long enough to keep a ``set`` waiting.
+    """
+    dead = {"routes": (Route, Route.id, Route.hold_until <= now),
+            "pairs": (ActivePair, ActivePair.masking_id, ActivePair.expires_at <= now)}
+    removed = {}
+    for name, (model, key, condition) in dead.items():
+        removed[name] = 0
+        while True:
+            with write_transaction(session):
+                chunk = select(key).where(condition).limit(batch).scalar_subquery()
+                # The condition again: on PostgreSQL a row may have changed since the subquery read it.
+                count = session.execute(delete(model).where(key.in_(chunk), condition)).rowcount
+            removed[name] += count
+            if count < batch:
+                break
+    return removed

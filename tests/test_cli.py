@@ -398,6 +398,19 @@ def test_sweep_removes_only_what_has_passed(app, runner, client, clock, account,
     assert api(client, SET, {**account, "m1": PARTIES[0], "m2": PARTIES[1]})["status"] == "success"
 
 
+def test_sweep_removes_a_backlog_a_batch_at_a_time(app, client, clock, account, pool_of_three):
+    from masking import service
+    from masking.models import ActivePair, Route
+
+    for i in range(3):
+        api(client, SET, {**account, "m1": PARTIES[2 * i], "m2": PARTIES[2 * i + 1], "expiry_duration": 1})
+    clock.advance(minutes=6)  # expired, and the five-minute cool-off is over
+    with app.app_context():
+        assert service.sweep(db.session(), clock(), batch=2) == {"routes": 6, "pairs": 3}
+        assert db.session.scalars(select(Route)).all() == [] and db.session.scalars(select(ActivePair)).all() == []
+        assert service.sweep(db.session(), clock(), batch=2) == {"routes": 0, "pairs": 0}
+
+
 # ---------------------------------------------------------------- two writers at once
 
 def test_a_number_added_elsewhere_at_the_same_moment_is_one_clear_line(app, runner):
