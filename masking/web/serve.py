@@ -12,6 +12,11 @@ out, so they always make progress and every agent gets an answer.
 Both masters read gunicorn.conf.py (workers, threads, timeouts from the environment); the
 launcher only sets HOST and PORT for each. It forwards SIGINT/SIGTERM to both and exits
 (stopping the other) as soon as either one exits.
+
+The launcher also sweeps every SWEEP_INTERVAL_SECONDS (600; 0: never): it deletes the leases
+whose cool-off is over (``masking.service.sweep``), which keeps the routes table, read by every
+allocation and counted by the pool pages, about as small as the live maskings. Correctness
+never waits for it; a failed sweep is reported and tried again at the next interval.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -64,7 +70,42 @@ def _first_run_hint(host: str, port: str) -> None:
               "      .venv/bin/flask --app app users create admin --role admin\n", file=sys.stderr)
 
 
+def sweep_interval(raw: str | None) -> int:
+    """SWEEP_INTERVAL_SECONDS: whole seconds, 0 for never. ValueError with the reason otherwise."""
+    text = (raw or "").strip() or "600"
+    if not text.isdigit():
+        raise ValueError(f"SWEEP_INTERVAL_SECONDS must be a whole number of seconds (0: never), got {raw!r}")
+    return int(text)
+
+
+def _sweep_every(interval: int, stop: threading.Event) -> None:
+    from app import create_app
+    from masking import service
+    from masking.driver import describe_error
+    from masking.web.extensions import db, now
+
+    try:
+        app = create_app()
+    except Exception as exc:  # the servers report a broken setup themselves
+        print(f"serve: no sweeping ({exc.__class__.__name__}: {exc})", file=sys.stderr)
+        return
+    while not stop.wait(interval):
+        try:
+            with app.app_context():
+                removed = service.sweep(db.session(), now())
+        except Exception as exc:  # the database is down or locked: the next round tries again
+            print(f"serve: sweep failed ({describe_error(exc)}); next try in {interval} s", file=sys.stderr)
+            continue
+        if removed["routes"] or removed["pairs"]:
+            print(f"serve: swept {removed['routes']} leases and {removed['pairs']} pairs", file=sys.stderr)
+
+
 def main() -> int:
+    try:
+        interval = sweep_interval(os.environ.get("SWEEP_INTERVAL_SECONDS"))
+    except ValueError as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "5000")
     internal_port = os.environ.get("INTERNAL_API_PORT") or str(int(port) + 1)
@@ -87,11 +128,15 @@ def main() -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, forward)
+    stop_sweeping = threading.Event()
+    if interval:
+        threading.Thread(target=_sweep_every, args=(interval, stop_sweeping), name="sweeper", daemon=True).start()
 
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.2)
     finally:
+        stop_sweeping.set()
         for child in children:  # one exited (or we were told to stop): stop the other too
             if child.poll() is None:
                 child.terminate()
