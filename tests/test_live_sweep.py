@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from masking.models import ActivePair, Route
@@ -34,10 +35,11 @@ def test_the_launcher_sweeps_leases_whose_cool_off_is_over(app, database_url, ac
         stack.stop()
 
 
-def test_a_bad_sweep_interval_stops_the_launcher_with_one_line():
-    env = {**os.environ, "SWEEP_INTERVAL_SECONDS": "ten", "PORT": "1"}  # nothing may start
+@pytest.mark.parametrize("bad", ["ten", "-5", "1.5", "²", "604801"])
+def test_a_bad_sweep_interval_stops_the_launcher_with_one_line(bad):
+    env = {**os.environ, "SWEEP_INTERVAL_SECONDS": bad, "PORT": "1"}  # nothing may start
     done = subprocess.run([sys.executable, "-m", "masking.web.serve"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.strip() == ("serve: SWEEP_INTERVAL_SECONDS must be a whole number of seconds (0: never), "
-                                   "got 'ten'")
+    assert done.stderr.strip() == ("serve: SWEEP_INTERVAL_SECONDS must be a whole number of seconds from 0 (never) "
+                                   f"to 604800, got {bad!r}")

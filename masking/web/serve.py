@@ -70,11 +70,15 @@ def _first_run_hint(host: str, port: str) -> None:
               "      .venv/bin/flask --app app users create admin --role admin\n", file=sys.stderr)
 
 
+MAX_SWEEP_INTERVAL = 7 * 86400
+
+
 def sweep_interval(raw: str | None) -> int:
-    """SWEEP_INTERVAL_SECONDS: whole seconds, 0 for never. ValueError with the reason otherwise."""
+    """SWEEP_INTERVAL_SECONDS: whole seconds up to a week, 0 for never. ValueError with the reason otherwise."""
     text = (raw or "").strip() or "600"
-    if not text.isdigit():
-        raise ValueError(f"SWEEP_INTERVAL_SECONDS must be a whole number of seconds (0: never), got {raw!r}")
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SWEEP_INTERVAL:
+        raise ValueError(f"SWEEP_INTERVAL_SECONDS must be a whole number of seconds from 0 (never) to "
+                         f"{MAX_SWEEP_INTERVAL}, got {raw!r}")
     return int(text)
 
 
@@ -86,8 +90,8 @@ def _sweep_every(interval: int, stop: threading.Event) -> None:
 
     try:
         app = create_app()
-    except Exception as exc:  # the servers report a broken setup themselves
-        print(f"serve: no sweeping ({exc.__class__.__name__}: {exc})", file=sys.stderr)
+    except Exception as exc:  # the servers report a broken setup themselves (the message may hold a password)
+        print(f"serve: no sweeping ({exc.__class__.__name__})", file=sys.stderr)
         return
     while not stop.wait(interval):
         try:
