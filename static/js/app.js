@@ -24,11 +24,17 @@
     }
   });
 
-  // After a swap, move the focus where the server asked (the field to fix, the copy button).
+  // After a swap, move the focus where the server asked (the field to fix, the copy button),
+  // unless the user has put it somewhere else since the swap: the settle comes a moment
+  // later, and taking the focus then would send what they are typing into another field.
+  var focusAtSwap = null;
+  document.addEventListener("htmx:afterSwap", function () {
+    focusAtSwap = document.activeElement;
+  });
   document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail.elt;
     var wanted = target && target.querySelector ? target.querySelector("[data-autofocus]") : null;
-    if (wanted) {
+    if (wanted && document.activeElement === focusAtSwap) {
       wanted.focus();
     }
   });

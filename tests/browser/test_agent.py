@@ -173,6 +173,31 @@ def test_each_refusal_in_plain_words_with_the_input_kept(ui, stack):
     ui.shot("custom-minutes-missing")
 
 
+def test_a_field_the_agent_chose_keeps_the_focus_after_a_refusal(ui, stack):
+    """The field to fix takes the focus when the answer settles, a moment after it is shown; an
+    agent who has already clicked into another field by then keeps typing there."""
+    page = ui.page
+    ui.login(stack.user("agent_focus"))
+    page.evaluate("htmx.config.defaultSettleDelay = 1500")  # widen that moment so the test can act in it
+    fill_phone(page, "m1", PARTIES[80])
+    fill_phone(page, "m2", PARTIES[80])
+    submit(page)
+    page.evaluate("() => { window.settled = new Promise(done => "
+                  "document.addEventListener('htmx:afterSettle', () => done(true), {once: true})); }")
+    first = phone_field(page, "m1")
+    first.focus()  # the agent moves to m1 before the answer settles
+    assert page.evaluate("document.activeElement.id") == "m1"
+    assert page.evaluate("window.settled") is True  # waits for the settle
+    expect(page.locator("#mask-result")).to_contain_text("Both numbers are the same")
+    expect(first).to_be_focused()
+    page.keyboard.press("End")
+    page.keyboard.press("Backspace")
+    page.keyboard.type("1")
+    expect(first).to_have_value(PARTIES[80][:-1] + "1")
+    expect(phone_field(page, "m2")).to_have_value(PARTIES[80])
+    # Untouched, the field to fix takes the focus: test_each_refusal_in_plain_words_with_the_input_kept.
+
+
 def test_end_with_confirmation_and_extend(ui, stack):
     page = ui.page
     ui.login(stack.user("agent_end"))
