@@ -198,6 +198,36 @@ def test_a_field_the_agent_chose_keeps_the_focus_after_a_refusal(ui, stack):
     # Untouched, the field to fix takes the focus: test_each_refusal_in_plain_words_with_the_input_kept.
 
 
+def test_the_form_takes_no_keys_while_it_is_on_its_way(ui, stack):
+    """The answer replaces the whole form with what was sent, so the fields are read-only until
+    it comes: keys typed meanwhile would otherwise vanish without a word."""
+    page = ui.page
+    ui.login(stack.user("agent_inflight"))
+    held = []
+
+    def hold_the_post(route):
+        if route.request.method == "POST":
+            held.append(route)  # answered below, after the agent has tried to type
+        else:
+            route.continue_()
+
+    page.route("**/masks", hold_the_post)
+    fill_phone(page, "m1", PARTIES[82])
+    fill_phone(page, "m2", PARTIES[83])
+    page.get_by_role("button", name="Mask these numbers").click()
+    expect(page.locator("#mask-busy")).to_be_visible()
+    first = phone_field(page, "m1")
+    expect(first).to_have_js_property("readOnly", True)
+    first.focus()
+    page.keyboard.type("99")
+    expect(first).to_have_value(PARTIES[82])
+    assert len(held) == 1
+    held[0].continue_()
+    expect(page.locator("#mask-result").get_by_role("heading", name="Masked")).to_be_visible()
+    page.unroute("**/masks")
+    expect(phone_field(page, "m1")).to_have_js_property("readOnly", False)
+
+
 def test_end_with_confirmation_and_extend(ui, stack):
     page = ui.page
     ui.login(stack.user("agent_end"))
