@@ -1,6 +1,6 @@
 """Benchmark of the Masking API, served as `make run` serves it.
 
-    .venv/bin/python bench/api_bench.py                  # SQLite (about 2 minutes)
+    .venv/bin/python bench/api_bench.py                  # SQLite (about 100 s)
     .venv/bin/python bench/api_bench.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
     BENCH_DATABASE_URL=postgresql://... make bench       # the same through make
 

@@ -314,7 +314,7 @@ def export_days(database_url: str, rows: int, now: dt.datetime) -> tuple[str, st
     from sqlalchemy import func, select
 
     from masking.models import MaskAttempt
-    from masking.overview import local_midnight_utc
+    from masking.clock import local_midnight_utc
     from masking.web.extensions import db
 
     zone = ZoneInfo("Asia/Kolkata")

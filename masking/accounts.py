@@ -88,11 +88,9 @@ _ACCOUNT_BY_SSID = Statement("""
 
 def check_token(conn: DriverConnection, user_id: str, token: str) -> Principal:
     row = conn.first(_ACCOUNT_BY_USER_ID, {"user_id": user_id})
-    if row is None:
+    if row is None or not hmac.compare_digest(row[3], _digest(token)):
         raise MaskingError(INVALID_TOKEN, "userId and token do not match an account")
-    account_id, user_id, can_write, token_hash, revoked = row
-    if not hmac.compare_digest(token_hash, _digest(token)):
-        raise MaskingError(INVALID_TOKEN, "userId and token do not match an account")
+    account_id, user_id, can_write, _token_hash, revoked = row
     if revoked:
         raise MaskingError(INVALID_TOKEN, "this account's credentials were revoked")
     return Principal(account_id, user_id, bool(can_write))

@@ -1,9 +1,9 @@
 """What admins do to users, the pool and API credentials, each with its audit entry. No Flask.
 
 Every function changes rows and adds the audit entry (``masking.audit``) in the caller's
-transaction; the dashboard wraps each call in ``masking.db.write_transaction``, so the
-change and its audit entry are written together or not at all. Refusals are
-``AdminError`` (a ``ValueError``) with a message for people.
+transaction; the dashboard and the command line wrap each call in
+``masking.db.write_transaction``, so the change and its audit entry are written together or
+not at all. Refusals are ``AdminError`` (a ``ValueError``) with a message for people.
 
 The last-admin guard: disabling or demoting an active admin is refused when no other
 active admin would remain. The active admins' rows are locked first (``FOR UPDATE`` on
@@ -167,15 +167,15 @@ def import_numbers(session: Session, actor: User | None, data: bytes, filename: 
 
 
 def set_number_status(session: Session, actor: User | None, number: PoolNumber, status: str,
-                      default_region: str, now: datetime) -> PoolNumber:
+                      now: datetime) -> PoolNumber:
     if status not in PoolStatus.ALL:
         raise AdminError(f"The status must be one of {', '.join(PoolStatus.ALL)}.")
     old = number.status
     if old == status:
         raise AdminError(f"{number.number} is already {status}.")
-    row = pool.set_status(session, number.number, status, default_region)
-    audit.record(session, actor, POOL_STATUS[status], now, target=row.number, detail=f"{old} -> {status}")
-    return row
+    number.status = status
+    audit.record(session, actor, POOL_STATUS[status], now, target=number.number, detail=f"{old} -> {status}")
+    return number
 
 
 @dataclass

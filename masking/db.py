@@ -129,6 +129,13 @@ def sqlite_write_gate(engine: Engine) -> SqliteWriteGate | None:
     return getattr(engine, "_masking_write_gate", None)
 
 
+def writers_queue(engine: Engine):
+    """``with writers_queue(engine): ...``: in line behind this machine's other writers of a
+    SQLite file (its write gate); nothing to wait for on PostgreSQL or in memory."""
+    gate = sqlite_write_gate(engine)
+    return gate.held() if gate is not None else contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def write_transaction(session: Session):
     """``with write_transaction(session): ...`` commits on success, rolls back on any error.
@@ -139,8 +146,7 @@ def write_transaction(session: Session):
     """
     if session.in_transaction():
         session.commit()  # end the read transaction before queueing for the write lock
-    gate = sqlite_write_gate(session.get_bind())
-    with gate.held() if gate is not None else contextlib.nullcontext():
+    with writers_queue(session.get_bind()):
         session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
         try:
             yield

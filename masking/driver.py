@@ -9,7 +9,8 @@ The SQL is written once, with ``:name`` parameters (sqlite3's named style); for 
 is rewritten to ``%(name)s`` when the statement is built. Timestamps are naive UTC: psycopg
 binds them as they are, and on SQLite they are bound as the text SQLAlchemy's ``DateTime``
 stores ('YYYY-MM-DD HH:MM:SS.ffffff'), which compares correctly as text. Comparisons with
-``now`` are done in SQL, so the hot path never parses a stored time.
+``now`` are done in SQL, so ``set`` never parses a stored time (``unset`` parses those of
+the maskings it returns).
 
 Driver errors are re-raised as SQLAlchemy's exceptions (``OperationalError``,
 ``IntegrityError``...), so callers handle one family whichever path ran the statement.
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from .db import is_sqlite, sqlite_write_gate
+from .db import is_sqlite, writers_queue
 
 # A quoted literal (left alone), a run of whitespace, or a :name parameter (not a ::cast).
 _SQL_TOKEN = re.compile(r"('(?:[^']|'')*')|(\s+)|(?<![:\w]):(\w+)")
@@ -102,12 +103,12 @@ class DriverConnection:
 
         On SQLite, writers first queue on the machine's write gate, then take the write
         lock up front (``BEGIN IMMEDIATE``) so the reads that decide the write see every
-        committed row. On PostgreSQL the transaction begins with the first statement.
+        committed row. On PostgreSQL the transaction is the one already open (psycopg begins
+        one with the first statement, the credentials' SELECT on the API's paths).
         """
         if not self.owns_transaction:
             raise RuntimeError("a session's connection: its transaction belongs to the session")
-        gate = sqlite_write_gate(self.engine) if self.sqlite else None
-        with gate.held() if gate is not None else contextlib.nullcontext():
+        with writers_queue(self.engine):
             try:
                 if self.sqlite:
                     self._cursor.execute("BEGIN IMMEDIATE")

@@ -3,9 +3,9 @@
 SQLite has one writer at a time, and its COMMIT costs more than all the statements of an
 allocation: it appends every page the transaction dirtied (about twenty) to the WAL. Under
 load, writers queue for the write lock anyway. Here the thread that gets it runs the jobs
-of every thread queued behind it in the same transaction, each job inside its own
-SAVEPOINT so that a job's failure undoes only that job's writes, then commits once; each
-thread gets back its own result or exception.
+of the threads queued behind it (up to ``MAX_BATCH``) in the same transaction, each job
+inside its own SAVEPOINT when there are several, so that a job's failure undoes only that
+job's writes, then commits once; each thread gets back its own result or exception.
 
 Only throughput changes. Each job still runs under ``BEGIN IMMEDIATE``, sees every
 committed row and the writes of the jobs before it, and the unique indexes still refuse
@@ -46,7 +46,7 @@ class GroupCommit:
         self._leader = threading.Lock()  # held by the thread running a batch
         self._queue: list[_Ticket] = []
         self._queue_lock = threading.Lock()
-        self.transactions = 0  # for tests and benchmarks: jobs per transaction = jobs / this
+        self.transactions = 0  # for tests: jobs per transaction = jobs / this
         self.jobs = 0
 
     def run(self, conn: DriverConnection, job: Callable[[DriverConnection], T]) -> T:
@@ -55,7 +55,8 @@ class GroupCommit:
         with self._queue_lock:
             self._queue.append(ticket)
         with self._leader:
-            # Whoever held the lock before us may have run our job already.
+            # Whoever held the lock before us may have run our job already. Our ticket stays
+            # queued until a batch run under this lock takes it, so a batch is never empty.
             while not ticket.done:
                 self._run_batch(conn)
         if ticket.error is not None:
@@ -65,8 +66,6 @@ class GroupCommit:
     def _run_batch(self, conn: DriverConnection) -> None:
         with self._queue_lock:
             batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
-        if not batch:
-            return
         self.transactions += 1
         self.jobs += len(batch)
         try:
@@ -84,10 +83,6 @@ class GroupCommit:
                     ticket.finish(error=exc)
             if not isinstance(exc, Exception):
                 raise
-        finally:
-            for ticket in batch:  # never leave a waiting thread without an answer
-                if not ticket.done:
-                    ticket.finish(error=RuntimeError("the batch ended before this job ran"))
 
     @staticmethod
     def _run_in_savepoint(conn: DriverConnection, ticket: _Ticket) -> None:
@@ -115,7 +110,7 @@ def run_write(conn: DriverConnection, job: Callable[[DriverConnection], T]) -> T
     """``job(conn)`` in a committed write transaction: on a SQLite file, through the
     process's group commit; elsewhere in a transaction of its own."""
     engine = conn.engine
-    if not conn.sqlite or sqlite_write_gate(engine) is None:  # PostgreSQL writers run side by side
+    if sqlite_write_gate(engine) is None:  # PostgreSQL (or in-memory) writers run side by side
         with conn.write_transaction():
             return job(conn)
     group = getattr(engine, "_masking_group_commit", None)

@@ -464,7 +464,7 @@ def export_csv(session: Session, filters: Filters, now: datetime, *, zone: ZoneI
         out = []
         for row in rows:
             result = attempt_status(row, now)
-            failed = row.outcome != AttemptOutcome.SUCCESS
+            failed = result == FAILED
             out.append([
                 row.id, _local(row.created_at, zone), _utc(row.created_at), csv_cell(names.get(row.user_id)),
                 row.action, result, row.error_code if row.error_code is not None else "",

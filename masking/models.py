@@ -10,8 +10,9 @@ Two small "lease" tables carry the invariants so that the database itself enforc
   Its primary key is invariant (P).
 
 Rows whose time has passed are dead but may linger until the next allocation for the
-same party or pair removes them; every reader compares with ``now``, so expiry is exact
-without a background job.
+same party or pair removes them, or a sweep does (``masking.service.sweep``, run by the
+launcher of ``make run``); every reader compares with ``now``, so expiry is exact without
+waiting for either.
 """
 from __future__ import annotations
 

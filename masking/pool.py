@@ -155,7 +155,8 @@ class PoolUse:
 
 # "In use" is read from the leases (``routes``), never from the maskings' history: a lease row
 # lives until its cool-off is over and it is swept (by the next allocation for one of its
-# parties, or by ``flask sweep``), so the table stays far smaller than the history. A lease is
+# parties, the launcher's periodic sweep, or ``flask sweep``), so the table stays far smaller
+# than the history. A lease is
 # live while ``route_until`` is in the future, which is exactly when its masking is (service.py
 # keeps the two in step); each masking has two, (low, high) and (high, low).
 

@@ -124,9 +124,9 @@ def create_masking(conn: DriverConnection, account: Principal, request: SetReque
     params = _allocation_params(conn, account.id, request, now, settings)  # prepared outside the write lock
     for attempt in range(ALLOCATION_ATTEMPTS):
         try:
-            stored = run_write(conn, lambda c: _allocate(c, dict(params), settings))
-            return Masking(id=stored["masking_id"], account_id=account.id, pool_number_id=stored["pool_id"],
-                           mask_number=stored["mask"], m1=request.m1, m2=request.m2, event_id=request.event_id,
+            masking_id, pool_id, mask = run_write(conn, lambda c: _allocate(c, params, settings))
+            return Masking(id=masking_id, account_id=account.id, pool_number_id=pool_id,
+                           mask_number=mask, m1=request.m1, m2=request.m2, event_id=request.event_id,
                            created_at=now, expires_at=request.expires_at, ended_at=None)
         except MaskingError as exc:
             if exc.code == errors.NO_NUMBER and exc.detail is None:
@@ -203,7 +203,7 @@ _INSERT_PAIR = Statement("""
 
 def _allocation_params(conn: DriverConnection, account_id: int, request: SetRequest, now: datetime,
                        settings: MaskingSettings) -> dict:
-    """The allocation's bind parameters; _allocate adds the number it takes and the masking's id."""
+    """The allocation's bind parameters (the same for every attempt)."""
     low, high = sorted((request.m1, request.m2))
     return {"m1": request.m1, "m2": request.m2, "low": low, "high": high, "now": conn.timestamp(now),
             "country": region_of(request.m1), "account_id": account_id, "event_id": request.event_id,
@@ -211,8 +211,8 @@ def _allocation_params(conn: DriverConnection, account_id: int, request: SetRequ
             "hold_until": conn.timestamp(request.expires_at + timedelta(seconds=settings.cooloff_seconds))}
 
 
-def _allocate(conn: DriverConnection, params: dict, settings: MaskingSettings) -> dict:
-    """Take a number and store the masking; returns ``params`` with pool_id, mask and masking_id."""
+def _allocate(conn: DriverConnection, params: dict, settings: MaskingSettings) -> tuple[int, int, str]:
+    """Take a number and store the masking; returns (masking id, pool number id, masking number)."""
     country = params["country"]
     pair = conn.first(_FIND_PAIR, params)
     if pair is not None:
@@ -229,12 +229,12 @@ def _allocate(conn: DriverConnection, params: dict, settings: MaskingSettings) -
             break
     else:
         raise MaskingError(errors.NO_NUMBER)  # the detail is added outside the lock (create_masking)
-    params["pool_id"], params["mask"] = taken
-
-    params["masking_id"] = conn.first(_INSERT_MASKING, params)[0]
-    conn.execute(_INSERT_ROUTES, params)
-    conn.execute(_INSERT_PAIR, params)
-    return params
+    pool_id, mask = taken
+    stored = {**params, "pool_id": pool_id, "mask": mask}
+    stored["masking_id"] = conn.first(_INSERT_MASKING, stored)[0]
+    conn.execute(_INSERT_ROUTES, stored)
+    conn.execute(_INSERT_PAIR, stored)
+    return stored["masking_id"], pool_id, mask
 
 
 _COUNT_ACTIVE = Statement("SELECT count(*) FROM pool_numbers WHERE status = 'active'")
@@ -305,8 +305,8 @@ _MATCHING_COLUMNS = "id, pool_number_id, mask_number, m1, m2, event_id, created_
 def _matching_statement(fields: frozenset[str], postgres: bool) -> Statement:
     """The account's live maskings matching the given selector fields, oldest first.
 
-    Candidates come through the small routes table (live and cooling-off maskings only),
-    not through the maskings' whole history on that number or party.
+    Candidates come through the routes table (leases of live and cooling-off maskings, until
+    swept), not through the maskings' whole history on that number or party.
     """
     routes = ["route_until > :now"]
     if "mask" in fields:
@@ -350,9 +350,9 @@ def _update(conn: DriverConnection, fields: frozenset[str], ending: bool, params
                            ", ".join(f"{k}={redact(params[k])}" for k in ("mask", "m1", "m2") if k in fields))
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start:start + _CHUNK]
-        ids = {f"id{i}": row[0] for i, row in enumerate(chunk)}
+        bound = {**params, **{f"id{i}": row[0] for i, row in enumerate(chunk)}}
         for statement in _unset_statements(ending, len(chunk)):
-            conn.execute(statement, {**params, **ids})
+            conn.execute(statement, bound)
     return rows
 
 

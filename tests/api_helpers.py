@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select, text
 
@@ -157,7 +157,7 @@ def check_invariants(app, now: datetime) -> None:
     with app.app_context():
         session = db.session()
         live = list(session.scalars(
-            select(Masking).where(Masking.ended_at.is_(None), Masking.expires_at > now)))
+            select(Masking).where(Masking.live_at(now))))
         party_on_number = [(m.mask_number, p) for m in live for p in (m.m1, m.m2)]
         assert len(party_on_number) == len(set(party_on_number)), "a party holds one number twice"
         pairs = [tuple(sorted((m.m1, m.m2))) for m in live]
@@ -199,7 +199,3 @@ def configured_app(database_url: str, clock, **config):
     finally:
         with application.app_context():
             db.engine.dispose()
-
-
-def minutes(n: int) -> timedelta:
-    return timedelta(minutes=n)

@@ -287,17 +287,10 @@ class LiveStack(_Launched):
     """`python -m masking.web.serve` (what `make run` runs): the public server on ``url`` and the
     internal API server on ``internal_url``, on free ports."""
 
+    SECRET = "live-stack-secret"  # the servers' SECRET_KEY (browser tests forge a session with it)
+
     def __init__(self, database_url: str, extra_env: dict | None = None):
         port = _free_port_pair()
         self.internal_url = f"http://127.0.0.1:{port + 1}"
         super().__init__(["-m", "masking.web.serve"], port, [f"http://127.0.0.1:{port}", self.internal_url],
-                         database_url, "live-stack-secret", extra_env)
-
-
-@pytest.fixture
-def live_stack(app, database_url):
-    """Public + internal API servers as `make run` starts them (the dashboard uses its built-in
-    API account on the internal server). Seed the database through ``app`` first."""
-    stack = LiveStack(database_url)
-    yield stack
-    stack.stop()
+                         database_url, self.SECRET, extra_env)

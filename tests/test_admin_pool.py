@@ -6,17 +6,15 @@ from __future__ import annotations
 import html as html_module
 import io
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.admin_helpers import audit_entries, pool_rows
 from tests.api_helpers import configured_app, set_masking
-from tests.conftest import PARTIES, POOL, add_pool, make_account
+from tests.conftest import PARTIES, POOL, ROOT, add_pool, make_account
 from tests.dashboard_helpers import HX, assert_no_inline_code, csrf_from, logged_in_client, login, make_user, \
     text_of
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture

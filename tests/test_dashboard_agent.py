@@ -10,7 +10,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from zoneinfo import ZoneInfo
-from pathlib import Path
 
 import pytest
 import requests
@@ -26,7 +25,6 @@ from tests.conftest import PARTIES, POOL, LiveStack, add_pool, free_port, make_a
 from tests.dashboard_helpers import HX, PASSWORD, ROLES, assert_no_inline_code, csrf_from, logged_in_client, make_user, \
     text_of
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture

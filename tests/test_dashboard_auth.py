@@ -2,7 +2,6 @@
 rate limit, `next` safety, CSRF, security headers, the htmx asset."""
 import json
 import re
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,10 +10,10 @@ from flask import Blueprint
 from masking.web.auth import role_required
 from masking.web.dashboard import CONTENT_SECURITY_POLICY
 from tests.api_helpers import configured_app
+from tests.conftest import ROOT
 from tests.dashboard_helpers import (HX, PASSWORD, ROLES, assert_no_inline_code, csrf_from, logged_in_client, login,
                                      make_user)
 
-ROOT = Path(__file__).resolve().parent.parent
 # Blueprints of the dashboard; every rule in them must declare its roles (role_required).
 DASHBOARD_BLUEPRINTS = ("auth", "agent", "supervisor", "admin", "overview")
 PUBLIC_ENDPOINTS = {"auth.login", "auth.logout"}

@@ -66,14 +66,15 @@ def run_batched(engine, group: GroupCommit, jobs: dict) -> dict:
 
     blocker = threading.Thread(target=call, args=("blocker", insert("+918041109999", then=release.wait)))
     blocker.start()
-    while group.transactions == 0:
+    deadline = time.monotonic() + 10  # the blocker holds the leader's lock by then
+    while group.transactions == 0 and time.monotonic() < deadline:
         time.sleep(0.001)
     threads = []
     for queued, item in enumerate(jobs.items(), start=1):  # one at a time: the queue keeps this order
         threads.append(threading.Thread(target=call, args=item))
         threads[-1].start()
-        deadline = time.time() + 10
-        while len(group._queue) < queued and time.time() < deadline:
+        deadline = time.monotonic() + 10
+        while len(group._queue) < queued and time.monotonic() < deadline:
             time.sleep(0.001)
     release.set()
     for thread in [blocker, *threads]:

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from masking import attempts, history
+from masking.clock import local_midnight_utc
 from masking.models import MaskAttempt
 from app import create_app
 from masking.web.extensions import db
@@ -25,8 +26,8 @@ CC = "91"
 
 
 def test_local_days_become_utc_instants():
-    assert history.local_midnight_utc(date(2026, 11, 27), IST) == datetime(2026, 11, 26, 18, 30)
-    assert history.local_midnight_utc(date(2026, 3, 29), ZoneInfo("Europe/Berlin")) == datetime(2026, 3, 28, 23, 0)
+    assert local_midnight_utc(date(2026, 11, 27), IST) == datetime(2026, 11, 26, 18, 30)
+    assert local_midnight_utc(date(2026, 3, 29), ZoneInfo("Europe/Berlin")) == datetime(2026, 3, 28, 23, 0)
 
 
 @pytest.mark.parametrize("prefix, upper", [("9198", "9199"), ("9199", "92"), ("1", "2"), ("999", None), ("0", "1")])
@@ -202,10 +203,10 @@ def test_agent_and_dates_alone_and_combined(app, session, seeded):
     asha, ravi = seeded["asha"], seeded["ravi"]
     assert _ids(session, history.Filters(user_id=ravi)) == _names(seeded, ["busy", "expired"])
     # NOW is 11:30 on 27 Nov in India; "busy" (12 h ago) was 23:30 on the 26th local, 18:00 UTC.
-    today = history.Filters(since=history.local_midnight_utc(date(2026, 11, 27), IST))
+    today = history.Filters(since=local_midnight_utc(date(2026, 11, 27), IST))
     assert _ids(session, today) == _names(seeded, ["active", "end", "ended", "nopool", "down"])
-    yesterday = history.Filters(since=history.local_midnight_utc(date(2026, 11, 26), IST),
-                                until=history.local_midnight_utc(date(2026, 11, 27), IST))
+    yesterday = history.Filters(since=local_midnight_utc(date(2026, 11, 26), IST),
+                                until=local_midnight_utc(date(2026, 11, 27), IST))
     assert _ids(session, yesterday) == _names(seeded, ["busy", "expired"])
     combined = history.Filters(user_id=asha, since=today.since, outcome="failed", number="98765")
     assert _ids(session, combined) == _names(seeded, ["down"])

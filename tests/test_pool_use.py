@@ -9,10 +9,8 @@ from datetime import timedelta
 from masking import administration, pool
 from masking.models import Masking
 from masking.web.extensions import db
-from tests.api_helpers import ok, pool_status, set_masking
+from tests.api_helpers import UNSET, ok, pool_status, set_masking
 from tests.conftest import PARTIES, POOL, add_pool
-
-UNSET = "/api/v2/Masking/unset"
 
 
 def _readings(app, now) -> dict:

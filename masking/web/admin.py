@@ -363,10 +363,9 @@ def pool_status(number_id: int):
               PoolStatus.RETIRED: "retired: never given out again; its live masks run to their end"}
     try:
         with write_transaction(db.session()):
-            row = admin.set_number_status(db.session(), current_user, number, status, settings().default_region,
-                                          now())
+            row = admin.set_number_status(db.session(), current_user, number, status, now())
         notice, is_error = f"{row.number} is {labels[status]}.", False
-    except (admin.AdminError, LookupError, ValueError) as exc:
+    except admin.AdminError as exc:
         notice, is_error = str(exc), True
     if not is_htmx():
         return _done(notice, "admin.pool_page", is_error)

@@ -21,8 +21,9 @@ from masking.db import write_transaction
 from masking.errors import MaskingError
 from masking.phone import redact
 from masking.web.extensions import db, now as utcnow, settings
+from masking.web.openapi import API_PREFIX
 
-PATH_PREFIX = "/api/v2/"
+PATH_PREFIX = API_PREFIX  # "/api/v2/", as the OpenAPI document names the paths
 bp = Blueprint("api", __name__, url_prefix=PATH_PREFIX.rstrip("/"))
 log = logging.getLogger("masking.api")
 
@@ -235,7 +236,7 @@ def dispatch(endpoint: str):
     handler = ENDPOINTS.get(call.endpoint)
     try:
         if handler is None:
-            raise MaskingError(errors.UNKNOWN_ENDPOINT, f"no endpoint /api/v2/{endpoint[:60]}")
+            raise MaskingError(errors.UNKNOWN_ENDPOINT, f"no endpoint {PATH_PREFIX}{endpoint[:60]}")
         if request.method == "OPTIONS":  # CORS preflight
             call.code = 0
             response = Response(status=204)

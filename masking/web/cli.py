@@ -105,7 +105,7 @@ def _set_status(number: str, status: str) -> None:
             if row.status == status:
                 click.echo(f"{row.number} is already {status}")
                 return
-            administration.set_number_status(db.session(), None, row, status, settings().default_region, utcnow())
+            administration.set_number_status(db.session(), None, row, status, utcnow())
     except (LookupError, ValueError) as exc:  # AdminError is a ValueError
         raise click.ClickException(exc.args[0]) from None
     click.echo(f"{row.number} is now {row.status}")

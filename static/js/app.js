@@ -42,19 +42,19 @@
   // A form marked data-hold-input has its text fields read-only while it is on its way: the
   // answer replaces the whole form with the values that were sent, so keys typed meanwhile
   // would vanish. htmx has collected the values by "beforeSend"; they are still submitted.
+  // (Radio buttons cannot be read-only: a choice changed meanwhile is still replaced.)
   function holdInput(form, held) {
-    var fields = form.querySelectorAll("input:not([type='hidden']), textarea");
+    var fields = form.querySelectorAll("input:not([type='hidden']):not([type='radio']), textarea");
     for (var i = 0; i < fields.length; i++) { fields[i].readOnly = held; }
   }
   document.addEventListener("htmx:beforeSend", function (event) {
     var form = event.detail.elt;
     if (form && form.hasAttribute && form.hasAttribute("data-hold-input")) { holdInput(form, true); }
   });
-  ["htmx:afterRequest", "htmx:sendError", "htmx:timeout"].forEach(function (name) {
-    document.addEventListener(name, function (event) {
-      var form = event.detail.elt;
-      if (form && form.hasAttribute && form.hasAttribute("data-hold-input")) { holdInput(form, false); }
-    });
+  // htmx also ends a request that failed (network error, timeout, abort) with afterRequest.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (form && form.hasAttribute && form.hasAttribute("data-hold-input")) { holdInput(form, false); }
   });
 
   // Network failures and unexpected server errors: say so instead of doing nothing.

@@ -26,13 +26,12 @@ import pytest
 
 from app import create_app
 from masking.web.extensions import db
-from tests.conftest import BACKENDS, POOL, LiveStack, add_pool, migrated_postgresql_database
+from tests.conftest import BACKENDS, POOL, ROOT, LiveStack, add_pool, migrated_postgresql_database
 from tests.dashboard_helpers import PASSWORD, make_user
 
-ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-STACK_SECRET = "live-stack-secret"  # what LiveStack gives the servers (sessions can be forged in tests)
+STACK_SECRET = LiveStack.SECRET
 POOL_SIZE = 40
 
 # Console messages that are not problems: htmx logs an aborted request (hx-sync="...:abort", an
