@@ -20,6 +20,8 @@ from .models import ApiAccount, ApiSession
 
 TOKEN_PREFIX = "mtk_"
 SSID_PREFIX = "mss_"
+# The API account the dashboard itself masks numbers through (created at its first call).
+DASHBOARD_USER_ID = "dashboard"
 
 
 def _digest(secret: str) -> str:
@@ -49,10 +51,12 @@ def create_account(session: Session, name: str, now: datetime, *, can_write: boo
     return NewAccount(account, token)
 
 
-def revoke_account(session: Session, user_id: str, now: datetime) -> ApiAccount:
-    account = session.scalar(select(ApiAccount).where(ApiAccount.user_id == user_id))
-    if account is None:
-        raise LookupError(f"no API account with userId {user_id!r}")
+def find_account(session: Session, user_id: str) -> ApiAccount | None:
+    return session.scalar(select(ApiAccount).where(ApiAccount.user_id == user_id))
+
+
+def revoke_account(session: Session, account: ApiAccount, now: datetime) -> ApiAccount:
+    """End ``account``'s token and every ssid it opened (nothing changes if it is revoked already)."""
     if account.revoked_at is None:
         account.revoked_at = now
         session.execute(

@@ -19,6 +19,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from . import accounts, audit, pool, users
+from .humanize import count
 from .models import ApiAccount, AuditEntry, PoolNumber, PoolStatus, Role, User
 
 
@@ -136,7 +137,7 @@ def add_numbers(session: Session, actor: User | None, numbers: list[str], now: d
     """``pool.add_numbers`` with its audit entry (rejected positions count from 1)."""
     report = pool.add_numbers(session, numbers, now, default_region, status)
     if report.added or report.already_present:
-        audit.record(session, actor, POOL_ADD, now, target=f"{len(report.added)} numbers",
+        audit.record(session, actor, POOL_ADD, now, target=count(len(report.added), "number"),
                      detail=_report_detail(report))
     return report
 
@@ -188,18 +189,10 @@ def pool_page(session: Session, now: datetime, *, status: str | None = None, dig
               after: str | None = None, limit: int = 100) -> PoolPage:
     """``pool.list_numbers`` by pages: numbers in order, ``limit`` at a time after the number
     ``after`` (keyset), optionally only one status or numbers containing ``digits``."""
-    query = select(PoolNumber).order_by(PoolNumber.number).limit(limit + 1)
-    if status:
-        query = query.where(PoolNumber.status == status)
-    if digits:
-        query = query.where(PoolNumber.number.contains(digits, autoescape=True))
-    if after:
-        query = query.where(PoolNumber.number > after)
-    rows = list(session.scalars(query))
+    rows = pool.list_numbers(session, now, status, digits=digits, after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    counts = pool.live_maskings_by_number(session, now, [r.number for r in rows]) if rows else {}
-    return PoolPage([pool.PoolUse(row, counts.get(row.number, 0)) for row in rows], rows[-1].number if more else None)
+    return PoolPage(rows, rows[-1].number.number if more else None)
 
 
 def pool_summary(session: Session, now: datetime) -> dict[str, int]:
@@ -224,10 +217,20 @@ def create_api_account(session: Session, actor: User | None, name: str, can_writ
     return created
 
 
-def revoke_api_account(session: Session, actor: User | None, account: ApiAccount, now: datetime) -> None:
+class DashboardAccountError(AdminError):
+    """Revoking the dashboard's own API account, unconfirmed; callers add how to confirm."""
+
+
+def revoke_api_account(session: Session, actor: User | None, account: ApiAccount, now: datetime, *,
+                       dashboard_confirmed: bool = False) -> None:
+    """Revoke ``account``. The dashboard's own account only with ``dashboard_confirmed``: without it,
+    no agent can mask a number."""
     if account.revoked_at is not None:
         raise AdminError(f"{account.user_id} is already revoked.")
-    accounts.revoke_account(session, account.user_id, now)
+    if account.user_id == accounts.DASHBOARD_USER_ID and not dashboard_confirmed:
+        raise DashboardAccountError(f"{account.user_id} is the dashboard's own account: revoking it stops "
+                                    "every agent from masking numbers.")
+    accounts.revoke_account(session, account, now)
     audit.record(session, actor, API_ACCOUNT_REVOKE, now, target=account.user_id, detail=account.name)
 
 

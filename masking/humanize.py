@@ -73,6 +73,11 @@ def time_left(until: datetime | None, now: datetime) -> str:
     return "in " + duration(until - now)
 
 
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """'1 number', '3 numbers', '0 numbers'."""
+    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
+
+
 def minutes_label(minutes: int) -> str:
     return duration(timedelta(minutes=minutes))
 

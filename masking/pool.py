@@ -170,13 +170,22 @@ def live_maskings_by_number(session: Session, now: datetime, numbers: list[str] 
     return dict(session.execute(query).all())
 
 
-def list_numbers(session: Session, now: datetime, status: str | None = None) -> list[PoolUse]:
-    """Every pool number with how many live maskings it serves now."""
+def list_numbers(session: Session, now: datetime, status: str | None = None, *, digits: str | None = None,
+                 after: str | None = None, limit: int | None = None) -> list[PoolUse]:
+    """Pool numbers in order, each with how many live maskings it serves now: all of them, or
+    one status, or those containing ``digits``; ``limit`` at most, after the number ``after``."""
     query = select(PoolNumber).order_by(PoolNumber.number)
     if status:
         query = query.where(PoolNumber.status == _status_of(status))
+    if digits:
+        query = query.where(PoolNumber.number.contains(digits, autoescape=True))
+    if after:
+        query = query.where(PoolNumber.number > after)
+    if limit is not None:
+        query = query.limit(limit)
     rows = session.scalars(query).all()
-    counts = live_maskings_by_number(session, now) if rows else {}
+    # A page asks for its own numbers' counts; the whole list counts once, without a long IN list.
+    counts = live_maskings_by_number(session, now, None if limit is None else [r.number for r in rows]) if rows else {}
     return [PoolUse(row, counts.get(row.number, 0)) for row in rows]
 
 

@@ -15,6 +15,11 @@ def audit_entries(app, action: str | None = None) -> list[AuditEntry]:
         return db.session.scalars(query).all()
 
 
+def audit_trail(app) -> list[tuple[str, str, str]]:
+    """Every audit entry as (actor, action, target), oldest first."""
+    return [(entry.actor_name, entry.action, entry.target) for entry in audit_entries(app)]
+
+
 def user_row(app, username: str) -> User | None:
     with app.app_context():
         return db.session.scalar(select(User).where(User.username == username))

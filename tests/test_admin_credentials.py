@@ -9,6 +9,9 @@ import re
 import pytest
 from sqlalchemy import select
 
+from masking import administration
+from masking.clock import utcnow
+from masking.db import write_transaction
 from masking.models import ApiAccount
 from masking.web.extensions import db
 from masking.web.service_client import BUILTIN_USER_ID, ensure_builtin_account
@@ -172,6 +175,23 @@ def test_the_dashboards_own_account_needs_a_typed_confirmation(app, admin_client
     assert "dashboard (Dashboard (built in)) is revoked" in _text(response)
     assert _accounts(app)[BUILTIN_USER_ID].revoked_at is not None
     assert len(audit_entries(app, "api_account.revoke")) == 1
+
+
+def test_the_dashboards_own_account_is_guarded_below_the_pages(app):
+    """The guard is in the admin rules, so every caller gets it, not only this page and the CLI."""
+    with app.app_context():
+        ensure_builtin_account()
+        account = db.session.scalar(select(ApiAccount).where(ApiAccount.user_id == BUILTIN_USER_ID))
+        with pytest.raises(administration.DashboardAccountError, match="the dashboard's own account"):
+            with write_transaction(db.session()):
+                administration.revoke_api_account(db.session(), None, account, utcnow())
+        db.session.expire_all()
+        assert db.session.get(ApiAccount, account.id).revoked_at is None
+        with write_transaction(db.session()):
+            administration.revoke_api_account(db.session(), None, account, utcnow(), dashboard_confirmed=True)
+        db.session.expire_all()
+        assert db.session.get(ApiAccount, account.id).revoked_at is not None
+    assert [e.action for e in audit_entries(app)] == ["api_account.revoke"]
 
 
 def test_a_read_only_account_made_here_cannot_write(app, admin_client):

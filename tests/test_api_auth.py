@@ -44,7 +44,7 @@ def now(clock):
 
 def revoke(app, user_id: str) -> None:
     with app.app_context():
-        accounts.revoke_account(db.session(), user_id, T0)
+        accounts.revoke_account(db.session(), accounts.find_account(db.session(), user_id), T0)
         db.session.commit()
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import event, insert, select
 from masking.models import NEVER_ALLOCATED, ApiAccount, PoolNumber
 from masking.web.extensions import db
 from masking.web.service_client import BUILTIN_USER_ID, ensure_builtin_account
-from tests.admin_helpers import audit_entries
+from tests.admin_helpers import audit_trail
 from tests.conftest import PARTIES, POOL, add_pool, make_account
 
 SET = "/api/v2/Masking/set"
@@ -192,6 +192,7 @@ def test_pool_list_table_and_json_count_active_maskings(app, runner, client, clo
     assert sum(r["active_maskings"] for r in listed) == 3
     assert {r["country"] for r in listed} == {"IN"}
 
+    assert invoke(runner, "pool", "list", "--status", "reserved").stdout.splitlines()[-1] == "1 number"
     reserved = json.loads(invoke(runner, "pool", "list", "--json", "--status", "reserved").stdout)
     assert reserved == [{"number": POOL[2], "country": "IN", "status": "reserved", "active_maskings": 0,
                          "allocations": 0}]
@@ -325,10 +326,6 @@ def test_api_user_list_never_shows_tokens(app, runner):
 
 # ---------------------------------------------------------------- the audit log
 
-def _audit(app) -> list[tuple]:
-    return [(entry.actor_name, entry.action, entry.target) for entry in audit_entries(app)]
-
-
 def test_each_change_is_audited_once_and_a_repeat_changes_nothing(app, runner, tmp_path):
     invoke(runner, "pool", "add", POOL[0], "080 4123 4501")
     path = tmp_path / "carrier.csv"
@@ -340,7 +337,7 @@ def test_each_change_is_audited_once_and_a_repeat_changes_nothing(app, runner, t
     credentials = json.loads(invoke(runner, "api-user", "create", "--json", "Acme").stdout)
     first = invoke(runner, "api-user", "revoke", credentials["userId"]).stdout
     assert invoke(runner, "api-user", "revoke", credentials["userId"]).stdout == first
-    assert _audit(app) == [
+    assert audit_trail(app) == [
         ("command line", "pool.add", "2 numbers"),
         ("command line", "pool.import", "carrier.csv"),
         ("command line", "pool.reserve", POOL[0]),
@@ -357,7 +354,7 @@ def test_refused_changes_write_nothing(app, runner, tmp_path):
     invoke(runner, "pool", "add", "abc", exit_code=1)
     invoke(runner, "api-user", "create", " ", exit_code=1)
     invoke(runner, "pool", "retire", POOL[0], exit_code=1)
-    assert _audit(app) == [] and pool_rows(app) == {}
+    assert audit_trail(app) == [] and pool_rows(app) == {}
 
 
 def test_revoking_the_dashboards_own_account_takes_force(app, runner):
@@ -369,7 +366,7 @@ def test_revoking_the_dashboards_own_account_takes_force(app, runner):
     invoke(runner, "api-user", "revoke", "--force", BUILTIN_USER_ID)
     assert invoke(runner, "api-user", "list").stdout.split()[:2] == [BUILTIN_USER_ID, "revoked"]
     invoke(runner, "api-user", "revoke", BUILTIN_USER_ID)  # already revoked: nothing to force
-    assert _audit(app) == [("command line", "api_account.revoke", BUILTIN_USER_ID)]
+    assert audit_trail(app) == [("command line", "api_account.revoke", BUILTIN_USER_ID)]
 
 
 # ---------------------------------------------------------------- sweep
@@ -436,4 +433,4 @@ def test_a_number_added_elsewhere_at_the_same_moment_is_one_clear_line(app, runn
     assert sneaked
     assert result.stderr.startswith("Error: another change to the pool added some of these numbers")
     assert pool_rows(app) == {}  # neither the command's numbers nor the sneaked one (same transaction)
-    assert audit_entries(app) == []
+    assert audit_trail(app) == []

@@ -433,19 +433,17 @@ def revoke_credential(account_id: int):
     account = db.session.get(ApiAccount, account_id)
     if account is None:
         abort(404)
+    confirmed = (request.form.get("confirm") or "").strip().lower() == BUILTIN_CONFIRMATION
     notice, is_error = None, False
-    if account.user_id == BUILTIN_USER_ID and \
-            (request.form.get("confirm") or "").strip().lower() != BUILTIN_CONFIRMATION:
-        notice, is_error = (f"Not revoked. {account.user_id} is the dashboard's own account: revoking it stops "
-                            f"every agent from masking numbers. To revoke it anyway, type "
-                            f"“{BUILTIN_CONFIRMATION}” in its confirmation box."), True
-    else:
-        try:
-            with write_transaction(db.session()):
-                admin.revoke_api_account(db.session(), current_user, account, now())
-            notice = f"{account.user_id} ({account.name}) is revoked: its token and sessions no longer work."
-        except admin.AdminError as exc:
-            notice, is_error = str(exc), True
+    try:
+        with write_transaction(db.session()):
+            admin.revoke_api_account(db.session(), current_user, account, now(), dashboard_confirmed=confirmed)
+        notice = f"{account.user_id} ({account.name}) is revoked: its token and sessions no longer work."
+    except admin.DashboardAccountError as exc:
+        notice, is_error = (f"Not revoked. {exc} To revoke it anyway, type “{BUILTIN_CONFIRMATION}” in its "
+                            "confirmation box."), True
+    except admin.AdminError as exc:
+        notice, is_error = str(exc), True
     if not is_htmx():
         return _done(notice, "admin.credentials", is_error)
     return _credentials_page(notice=notice, notice_is_error=is_error)

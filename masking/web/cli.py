@@ -17,12 +17,12 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from masking import administration, pool, service
+from masking import accounts, administration, pool, service
 from masking.clock import iso_utc
 from masking.db import write_transaction
+from masking.humanize import count
 from masking.models import ApiAccount, PoolStatus
 from masking.web.extensions import db, now as utcnow, settings
-from masking.web.service_client import BUILTIN_USER_ID
 
 pool_cli = AppGroup("pool", help="Manage the pool of masking numbers.")
 api_user_cli = AppGroup("api-user", help="Manage API accounts (userId and token).")
@@ -95,7 +95,7 @@ def pool_list(status, as_json):
     for r in rows:
         click.echo(f"{r.number.number:<17} {r.number.country:<7} {r.number.status:<9} "
                    f"{r.active_maskings:>6} {r.number.allocation_count:>11}")
-    click.echo(f"{len(rows)} numbers")
+    click.echo(count(len(rows), "number"))
 
 
 def _set_status(number: str, status: str) -> None:
@@ -153,18 +153,18 @@ def api_user_create(name, read_only, as_json):
 
 @api_user_cli.command("revoke")
 @click.argument("user_id")
-@click.option("--force", is_flag=True, help=f"Needed to revoke {BUILTIN_USER_ID!r}, the dashboard's own account.")
+@click.option("--force", is_flag=True, help=f"Needed to revoke {accounts.DASHBOARD_USER_ID!r}, the dashboard's own account.")
 def api_user_revoke(user_id, force):
     """Revoke USER_ID's token and every ssid it opened."""
-    with write_transaction(db.session()):
-        account = db.session.scalar(select(ApiAccount).where(ApiAccount.user_id == user_id))
-        if account is None:
-            raise click.ClickException(f"no API account with userId {user_id!r}")
-        if account.revoked_at is None:
-            if account.user_id == BUILTIN_USER_ID and not force:
-                raise click.ClickException(f"{BUILTIN_USER_ID!r} is the dashboard's own account: revoking it stops "
-                                           "every agent from masking numbers; add --force to revoke it anyway")
-            administration.revoke_api_account(db.session(), None, account, utcnow())
+    try:
+        with write_transaction(db.session()):
+            account = accounts.find_account(db.session(), user_id)
+            if account is None:
+                raise click.ClickException(f"no API account with userId {user_id!r}")
+            if account.revoked_at is None:
+                administration.revoke_api_account(db.session(), None, account, utcnow(), dashboard_confirmed=force)
+    except administration.DashboardAccountError as exc:
+        raise click.ClickException(f"{exc} Add --force to revoke it anyway.") from None
     click.echo(f"{account.user_id} ({account.name}) revoked at {iso_utc(account.revoked_at)}")
 
 

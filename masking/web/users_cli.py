@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from masking import administration, users
 from masking.db import write_transaction
+from masking.humanize import count
 from masking.models import User
 from masking.web.extensions import db, now
 
@@ -84,7 +85,7 @@ def list_users():
     for user in rows:
         state = "disabled" if user.disabled_at else "active"
         click.echo(f"{user.username:<32} {user.role:<10} {state}")
-    click.echo(f"{len(rows)} users")
+    click.echo(count(len(rows), "user"))
 
 
 @users_cli.command("set-password")
