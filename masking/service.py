@@ -128,11 +128,10 @@ def create_masking(conn: DriverConnection, account: Principal, request: SetReque
             return Masking(id=masking_id, account_id=account.id, pool_number_id=pool_id,
                            mask_number=mask, m1=request.m1, m2=request.m2, event_id=request.event_id,
                            created_at=now, expires_at=request.expires_at, ended_at=None)
-        except MaskingError as exc:
-            if exc.code == errors.NO_NUMBER and exc.detail is None:
-                # Why no number fits is counted once the write lock is free: it needs no lock.
-                raise MaskingError(errors.NO_NUMBER, _why_no_number(conn, params["country"], settings.geo_match))
-            raise
+        except _NoNumberFits:
+            # Why no number fits is counted once the write lock is free: it needs no lock.
+            raise MaskingError(errors.NO_NUMBER, _why_no_number(conn, params["country"], settings.geo_match)) \
+                from None
         except DBAPIError as exc:
             if not _retryable(exc):
                 log.error("masking not stored: %s", describe_error(exc))
@@ -143,7 +142,7 @@ def create_masking(conn: DriverConnection, account: Principal, request: SetReque
 
 
 # The allocation's statements, at the driver level (masking.driver): inside SQLite's write
-# lock every microsecond counts.
+# lock every microsecond counts, and on PostgreSQL every statement is a round trip.
 _FIND_PAIR = Statement("""
     SELECT masking_id, expires_at > :now FROM active_pairs WHERE party_low = :low AND party_high = :high
 """)
@@ -154,6 +153,11 @@ _DROP_DEAD_PAIR = Statement("""
 """)
 # Leases whose hold (expiry + cool-off) has passed no longer bind these parties.
 _DROP_DEAD_ROUTES = Statement("DELETE FROM routes WHERE party IN (:m1, :m2) AND hold_until <= :now")
+# PostgreSQL: both in one round trip (a data-modifying CTE runs whether or not it is read).
+_DROP_DEAD_ROUTES_FIND_PAIR = Statement(f"""
+    WITH dead_routes AS ({_DROP_DEAD_ROUTES.named})
+    {_FIND_PAIR.named}
+""")
 # The least recently given active number that neither party holds, taken and marked in one
 # statement. {country} is empty or the geo filter; {lock} is empty on SQLite (BEGIN IMMEDIATE
 # already serialises writers) and, on PostgreSQL, makes concurrent allocations take
@@ -168,28 +172,13 @@ _TAKE_NUMBER = """
     RETURNING id, number
 """
 _COUNTRY = "AND country = :country"
-
-
-def _take_number_statements(geo: str, postgres: bool) -> list[Statement]:
-    """The statements to try in order, for a geo rule (off, require, prefer) and a backend.
-
-    On PostgreSQL each query is tried skipping locked rows first, then waiting for one:
-    when every candidate is locked by a concurrent allocation, wait rather than answer 1505.
-    """
-    filters = {"off": [""], "require": [_COUNTRY], "prefer": [_COUNTRY, ""]}[geo]
-    locks = ["FOR UPDATE SKIP LOCKED", "FOR UPDATE"] if postgres else [""]
-    return [Statement(_TAKE_NUMBER.format(country=country, lock=lock)) for country in filters for lock in locks]
-
-
-_TAKE_NUMBER_STATEMENTS = {(geo, postgres): _take_number_statements(geo, postgres)
-                           for geo in ("off", "require", "prefer") for postgres in (False, True)}
+# Storing a masking: the masking, both leases (sorted: two transactions never wait on each
+# other's rows in opposite order) and the pair.
 _INSERT_MASKING = Statement("""
     INSERT INTO maskings (account_id, pool_number_id, mask_number, m1, m2, event_id, created_at, expires_at)
     VALUES (:account_id, :pool_id, :mask, :m1, :m2, :event_id, :now, :expires_at)
     RETURNING id
 """)
-# Both leases in one statement, sorted: two transactions never wait on each other's rows in
-# opposite order.
 _INSERT_ROUTES = Statement("""
     INSERT INTO routes (mask_number, party, other_party, masking_id, route_until, hold_until)
     VALUES (:mask, :low, :high, :masking_id, :expires_at, :hold_until),
@@ -199,6 +188,45 @@ _INSERT_PAIR = Statement("""
     INSERT INTO active_pairs (party_low, party_high, masking_id, expires_at)
     VALUES (:low, :high, :masking_id, :expires_at)
 """)
+# PostgreSQL: taking the number and the three inserts in one statement, one round trip. It
+# returns no row when no number fits; a unique index refusing a row fails it whole.
+_TAKE_AND_STORE = """
+    WITH taken AS ({take}),
+    masking AS (
+        INSERT INTO maskings (account_id, pool_number_id, mask_number, m1, m2, event_id, created_at, expires_at)
+        SELECT :account_id, id, number, :m1, :m2, :event_id, :now, :expires_at FROM taken
+        RETURNING id, pool_number_id, mask_number),
+    leases AS (
+        INSERT INTO routes (mask_number, party, other_party, masking_id, route_until, hold_until)
+        SELECT mask_number, party, other_party, id, :expires_at, :hold_until
+        FROM masking, (VALUES (:low, :high), (:high, :low)) AS leases (party, other_party)),
+    pair AS (
+        INSERT INTO active_pairs (party_low, party_high, masking_id, expires_at)
+        SELECT :low, :high, id, :expires_at FROM masking)
+    SELECT id, pool_number_id, mask_number FROM masking
+"""
+
+
+def _take_number_statements(geo: str, postgres: bool) -> list[Statement]:
+    """The statements to try in order, for a geo rule (off, require, prefer) and a backend.
+
+    On SQLite each takes a number (the inserts follow). On PostgreSQL each also stores the
+    masking, and each query is tried skipping locked rows first, then waiting for one: when
+    every candidate is locked by a concurrent allocation, wait rather than answer 1505.
+    """
+    filters = {"off": [""], "require": [_COUNTRY], "prefer": [_COUNTRY, ""]}[geo]
+    if not postgres:
+        return [Statement(_TAKE_NUMBER.format(country=country, lock="")) for country in filters]
+    return [Statement(_TAKE_AND_STORE.format(take=_TAKE_NUMBER.format(country=country, lock=lock)))
+            for country in filters for lock in ("FOR UPDATE SKIP LOCKED", "FOR UPDATE")]
+
+
+_TAKE_NUMBER_STATEMENTS = {(geo, postgres): _take_number_statements(geo, postgres)
+                           for geo in ("off", "require", "prefer") for postgres in (False, True)}
+
+
+class _NoNumberFits(Exception):
+    """Raised inside the write lock; ``create_masking`` answers 1505 once the lock is free."""
 
 
 def _allocation_params(conn: DriverConnection, account_id: int, request: SetRequest, now: datetime,
@@ -213,22 +241,27 @@ def _allocation_params(conn: DriverConnection, account_id: int, request: SetRequ
 
 def _allocate(conn: DriverConnection, params: dict, settings: MaskingSettings) -> tuple[int, int, str]:
     """Take a number and store the masking; returns (masking id, pool number id, masking number)."""
-    country = params["country"]
-    pair = conn.first(_FIND_PAIR, params)
+    if conn.sqlite:
+        conn.execute(_DROP_DEAD_ROUTES, params)
+        pair = conn.first(_FIND_PAIR, params)
+    else:
+        pair = conn.first(_DROP_DEAD_ROUTES_FIND_PAIR, params)
     if pair is not None:
         masking_id, live = pair
         if live:
             raise _pair_active(conn, params["account_id"], masking_id)
         conn.execute(_DROP_DEAD_PAIR, params)
-    conn.execute(_DROP_DEAD_ROUTES, params)
 
+    country = params["country"]
     geo = "off" if country is None else settings.geo_match
     for statement in _TAKE_NUMBER_STATEMENTS[geo, not conn.sqlite]:
         taken = conn.first(statement, params)
         if taken is not None:
             break
     else:
-        raise MaskingError(errors.NO_NUMBER)  # the detail is added outside the lock (create_masking)
+        raise _NoNumberFits
+    if not conn.sqlite:
+        return taken  # (masking id, pool number id, masking number): stored by the same statement
     pool_id, mask = taken
     stored = {**params, "pool_id": pool_id, "mask": mask}
     stored["masking_id"] = conn.first(_INSERT_MASKING, stored)[0]
