@@ -39,22 +39,51 @@
     }
   });
 
-  // A form marked data-hold-input has its text fields read-only while it is on its way: the
-  // answer replaces the whole form with the values that were sent, so keys typed meanwhile
-  // would vanish. htmx has collected the values by "beforeSend"; they are still submitted.
-  // (Radio buttons cannot be read-only: a choice changed meanwhile is still replaced.)
+  // A form marked data-hold-input is held while it is on its way: the answer replaces the whole
+  // form with the values that were sent, so whatever is changed meanwhile would vanish without a
+  // word. htmx has collected the values by "beforeSend" (they are still submitted); `disabled`
+  // would throw the keyboard focus out of the field, so nothing is disabled:
+  // * text, number and date fields are read-only (the browser refuses keys and pickers);
+  // * radios and checkboxes ignore readOnly: clicks on them are cancelled (the mouse, a label,
+  //   Space, and a radio group's arrow keys all click). They carry aria-disabled meanwhile:
+  //   Chromium ignores aria-readonly on them. (No held form has a select.)
+  // * the form carries aria-busy, which the stylesheet shows.
+  // data-held marks what the hold changed, so the release undoes exactly that: a field read-only
+  // or aria-disabled by design stays so.
+  var CHOICES = "input[type='radio'], input[type='checkbox']";
   function holdInput(form, held) {
-    var fields = form.querySelectorAll("input:not([type='hidden']):not([type='radio']), textarea");
-    for (var i = 0; i < fields.length; i++) { fields[i].readOnly = held; }
+    var fields = form.querySelectorAll(held ? "input:not([type='hidden']), textarea" : "[data-held]");
+    for (var i = 0; i < fields.length; i++) {
+      var field = fields[i], choice = field.matches(CHOICES);
+      var attribute = choice ? "aria-disabled" : "readonly";
+      if (!held) {
+        field.removeAttribute(attribute);
+        field.removeAttribute("data-held");
+      } else if (!field.hasAttribute(attribute) && !field.disabled) {
+        field.setAttribute(attribute, choice ? "true" : "");
+        field.setAttribute("data-held", "");
+      }
+    }
+    if (held) { form.setAttribute("aria-busy", "true"); } else { form.removeAttribute("aria-busy"); }
   }
+  document.addEventListener("click", function (event) {
+    var field = event.target;
+    if (field.matches && field.matches("input[data-held][type='radio'], input[data-held][type='checkbox']")) {
+      event.preventDefault();  // the browser puts the previous check back; no change event follows
+    }
+  }, true);
   document.addEventListener("htmx:beforeSend", function (event) {
     var form = event.detail.elt;
     if (form && form.hasAttribute && form.hasAttribute("data-hold-input")) { holdInput(form, true); }
   });
-  // htmx also ends a request that failed (network error, timeout, abort) with afterRequest.
-  document.addEventListener("htmx:afterRequest", function (event) {
-    var form = event.detail.elt;
-    if (form && form.hasAttribute && form.hasAttribute("data-hold-input")) { holdInput(form, false); }
+  // htmx ends every request with afterRequest on the form, also one that failed (network error,
+  // timeout, abort) or was refused (4xx/5xx, not swapped); a swap that threw ends with onLoadError
+  // instead. (After a swap, the held form is gone: the event comes from an ancestor.)
+  ["htmx:afterRequest", "htmx:onLoadError"].forEach(function (name) {
+    document.addEventListener(name, function (event) {
+      var form = event.detail.elt;
+      if (form && form.hasAttribute && form.hasAttribute("data-hold-input")) { holdInput(form, false); }
+    });
   });
 
   // Network failures and unexpected server errors: say so instead of doing nothing.

@@ -198,20 +198,27 @@ def test_a_field_the_agent_chose_keeps_the_focus_after_a_refusal(ui, stack):
     # Untouched, the field to fix takes the focus: test_each_refusal_in_plain_words_with_the_input_kept.
 
 
+def hold_posts(page, pattern: str) -> list:
+    """Keep the POSTs to ``pattern`` on their way: the test answers (``continue_``) or fails
+    (``abort``) each held route itself."""
+    held = []
+
+    def hold(route):
+        if route.request.method == "POST":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(pattern, hold)
+    return held
+
+
 def test_the_form_takes_no_keys_while_it_is_on_its_way(ui, stack):
     """The answer replaces the whole form with what was sent, so the fields are read-only until
     it comes: keys typed meanwhile would otherwise vanish without a word."""
     page = ui.page
     ui.login(stack.user("agent_inflight"))
-    held = []
-
-    def hold_the_post(route):
-        if route.request.method == "POST":
-            held.append(route)  # answered below, after the agent has tried to type
-        else:
-            route.continue_()
-
-    page.route("**/masks", hold_the_post)
+    held = hold_posts(page, "**/masks")  # answered below, after the agent has tried to type
     fill_phone(page, "m1", PARTIES[82])
     fill_phone(page, "m2", PARTIES[83])
     page.get_by_role("button", name="Mask these numbers").click()
@@ -226,6 +233,61 @@ def test_the_form_takes_no_keys_while_it_is_on_its_way(ui, stack):
     expect(page.locator("#mask-result").get_by_role("heading", name="Masked")).to_be_visible()
     page.unroute("**/masks")
     expect(phone_field(page, "m1")).to_have_js_property("readOnly", False)
+
+
+def test_the_expiry_choice_is_held_while_the_form_is_on_its_way(ui, stack):
+    """Radio buttons cannot be read-only: while the form is on its way, another expiry choice
+    (a click on it or its label, the arrow keys) is refused on the spot, and the choices say they
+    are held; the answer would otherwise undo it without a word. Afterwards they work again, also
+    after a request that failed (not swapped: the same form is let go)."""
+    page = ui.page
+    ui.login(stack.user("agent_inflight_expiry"))
+    held = hold_posts(page, "**/masks")  # answered below, after the agent has tried another choice
+    form = page.locator("#mask-form")
+    sent, other = (page.get_by_role("radio", name=name, exact=True) for name in ("Minutes…", "4 hours"))
+    minutes = page.get_by_label("Minutes (with")
+    fill_phone(page, "m1", PARTIES[84])
+    fill_phone(page, "m2", PARTIES[85])
+    choose_expiry(page, "Minutes…")
+    minutes.fill("30")
+    page.get_by_role("button", name="Mask these numbers").click()
+    expect(page.locator("#mask-busy")).to_be_visible()
+    other.click(force=True)  # a real click (force: Playwright would wait for it to be enabled)
+    expect(sent).to_be_checked()
+    expect(other).not_to_be_checked()
+    page.get_by_text("Until…", exact=True).click(force=True)  # its label
+    expect(sent).to_be_checked()
+    sent.focus()
+    page.keyboard.press("ArrowRight")  # the arrow keys of a radio group check the next one
+    expect(sent).to_be_checked()
+    expect(minutes).to_have_value("30")
+    expect(minutes).to_have_js_property("readOnly", True)
+    expect(form).to_have_attribute("aria-busy", "true")
+    expect(other).to_be_disabled()  # aria-disabled: what a screen reader announces
+    ui.shot("held")
+    assert len(held) == 1
+    held[0].continue_()
+    expect(page.locator("#mask-result").get_by_role("heading", name="Masked")).to_be_visible()
+    expect(sent).to_be_checked()  # what the agent saw all along is what was sent
+    expect(form).not_to_have_attribute("aria-busy", "true")
+    expect(other).to_be_enabled()
+    choose_expiry(page, "4 hours")  # check() fails unless the radio ends up checked
+    expect(sent).not_to_be_checked()
+
+    # A request that fails leaves the form in place: it is let go all the same, exactly.
+    ui.allow(r"htmx:(afterRequest|sendError)|net::ERR_FAILED")
+    page.get_by_role("button", name="Mask these numbers").click()
+    expect(form).to_have_attribute("aria-busy", "true")
+    page.get_by_role("radio", name="1 hour", exact=True).click(force=True)
+    expect(other).to_be_checked()
+    assert len(held) == 2
+    held[1].abort()
+    expect(page.locator("#connection-problem")).to_contain_text("cannot be reached")
+    expect(form).not_to_have_attribute("aria-busy", "true")
+    expect(form.locator("[data-held], [readonly], [aria-disabled]")).to_have_count(0)
+    choose_expiry(page, "1 hour")
+    expect(other).not_to_be_checked()
+    page.unroute("**/masks")
 
 
 def test_end_with_confirmation_and_extend(ui, stack):
