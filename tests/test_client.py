@@ -187,6 +187,10 @@ class SilentServer:
             except OSError:
                 return
             self.accepted.append(conn)
+            self.serve(conn)
+
+    def serve(self, conn: socket.socket) -> None:
+        """Say nothing."""
 
     def close(self):
         self.stopping.set()
@@ -215,18 +219,10 @@ def test_a_server_that_never_answers_times_out(silent_server, http_session):
 class StallingServer(SilentServer):
     """Answers the headers and the start of a body, then stalls."""
 
-    def _run(self):
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, TimeoutError):
-                continue
-            except OSError:
-                return
-            self.accepted.append(conn)
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 67\r\n\r\n"
-                         b'{"status":"er')
+    def serve(self, conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 67\r\n\r\n"
+                     b'{"status":"er')
 
 
 def test_a_server_that_stalls_mid_answer_times_out(http_session):
