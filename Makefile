@@ -28,13 +28,19 @@ install: $(VENV)/.installed static/vendor/htmx.min.js
 
 install-dev: $(VENV)/.installed-dev static/vendor/htmx.min.js
 
+MIGRATE := $(VENV)/bin/flask --app app db upgrade
+
 migrate: install
-	$(VENV)/bin/flask --app app db upgrade
+	$(MIGRATE)
 
 ## Serve the app on $(HOST):$(PORT), SQLite in instance/ unless DATABASE_URL is set.
 ## Two gunicorn masters (see masking/web/serve.py): the public one, and an internal one on
 ## 127.0.0.1:$(INTERNAL_API_PORT) (default PORT+1) that serves only the API the dashboard calls.
-run: migrate
+## The launcher's settings (HOST, PORT, WEB_*, ...) are checked first: a bad one stops it with
+## one line, before the migration.
+run: install
+	@$(PY) -m masking.web.serve --check
+	$(MIGRATE)
 	$(PY) -m masking.web.serve
 
 ## Install everything the tests need and run the whole suite.

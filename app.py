@@ -11,41 +11,68 @@ import os
 import secrets
 from pathlib import Path
 
+import click
 from flask import Flask
 
+from masking import settings
 from masking.clock import utcnow
-from masking.db import configure_engine, engine_options, normalise_database_url
-from masking.settings import MaskingSettings
+from masking.db import configure_engine, engine_options
+from masking.settings import MaskingSettings, SettingsError
 from masking.web.api import PATH_PREFIX as API_PATH_PREFIX
 from masking.web.extensions import db, migrate
 
-# Settings read from the environment (defaults in masking/settings.py and below).
+# Settings read from the environment (defaults in masking/settings.py and below). The dashboard's
+# service settings (MASKING_API_*, INTERNAL_API_PORT, PORT) are read by masking.web.service_client.
 ENV_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "LOG_LEVEL", "API_ERROR_DETAIL", "API_MAX_BODY_BYTES",
+                "SESSION_IDLE_MINUTES", "SESSION_COOKIE_SECURE",
                 *(field.name.upper() for field in dataclasses.fields(MaskingSettings)))
 
 
+class ConfigurationError(SettingsError, click.ClickException):
+    """A setting create_app cannot use. A SettingsError (so a ValueError) for Python callers; a
+    ClickException for the ``flask`` command, whose main prints ``Error: <message>`` and exits 1
+    instead of a traceback, even when it is raised while Flask's CLI loads the app."""
+
+    def __init__(self, message: str):
+        click.ClickException.__init__(self, message)
+
+
 def create_app(test_config: dict | None = None) -> Flask:
+    """The app. Every setting it reads is checked first (``masking.settings``): a bad one raises
+    ConfigurationError with one line naming the variable, what it may be and the value given."""
+    try:
+        return _create_app(test_config)
+    except ConfigurationError:
+        raise
+    except SettingsError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def _create_app(test_config: dict | None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.from_mapping(
         DATABASE_URL=f"sqlite:///{Path(app.instance_path) / 'masking.db'}",
         LOG_LEVEL="INFO",
         API_ERROR_DETAIL="true",
-        API_MAX_BODY_BYTES=65536,
+        API_MAX_BODY_BYTES=settings.DEFAULT_MAX_BODY_BYTES,
     )
-    app.config.update({key: os.environ[key] for key in ENV_SETTINGS if os.environ.get(key)})
+    app.config.update({key: os.environ[key] for key in ENV_SETTINGS if os.environ.get(key, "").strip()})
     if test_config:
         app.config.update(test_config)
+
+    # Checked in the order of masking.settings.check_environment, before anything is built.
+    url = settings.database_url(app.config["DATABASE_URL"])
+    app.config["LOG_LEVEL"] = settings.log_level(app.config["LOG_LEVEL"])
+    app.config["API_ERROR_DETAIL"] = settings.flag("API_ERROR_DETAIL", app.config["API_ERROR_DETAIL"], True)
+    app.config["API_MAX_BODY_BYTES"] = settings.max_body_bytes(app.config["API_MAX_BODY_BYTES"])
+    app.extensions["masking_settings"] = MaskingSettings.from_mapping(app.config)
+    app.extensions["masking_clock"] = app.config.get("CLOCK") or utcnow  # tests pass a controllable clock
 
     app.config.setdefault("SECRET_KEY", None)
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path) / "secret_key")
-    app.config["API_ERROR_DETAIL"] = str(app.config["API_ERROR_DETAIL"]).lower() not in ("0", "false", "no", "off")
-    app.config["API_MAX_BODY_BYTES"] = int(app.config["API_MAX_BODY_BYTES"])
-    app.extensions["masking_settings"] = MaskingSettings.from_mapping(app.config)
-    app.extensions["masking_clock"] = app.config.get("CLOCK") or utcnow  # tests pass a controllable clock
 
-    url = normalise_database_url(app.config["DATABASE_URL"])
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     # hide_parameters: database errors in logs never carry the phone numbers bound to a query.
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**engine_options(url), "hide_parameters": True}

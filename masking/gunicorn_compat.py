@@ -36,8 +36,8 @@ Both of gunicorn's HTTP/1 parsers are covered:
   wrapped ``set_body_reader``. Any other bad Content-Length is still refused by it.
 
 Everything else (a proper Content-Length, chunked bodies, no body) takes gunicorn's
-unchanged code path. This module imports gunicorn only, never Flask; ``install()`` is
-called from gunicorn.conf.py, in the master process, before workers fork.
+unchanged code path. This module imports gunicorn and the plain-Python masking.settings, never
+Flask; ``install()`` is called from gunicorn.conf.py, in the master process, before workers fork.
 """
 from __future__ import annotations
 
@@ -49,11 +49,13 @@ import time
 from gunicorn.http import message
 from gunicorn.http.errors import InvalidHeader
 
+from masking.settings import max_body_bytes
+
 # Waiting for the rest of a body that is not (yet) a complete JSON object.
 IDLE_SECONDS = 0.5       # longest wait for the next segment
 MAX_WAIT_SECONDS = 2.0   # longest wait in all, however the client trickles
-# Same setting and default as the app's own body limit (app.py, API_MAX_BODY_BYTES).
-MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES") or 65536)
+# Same setting, default and check as the app's own body limit (masking.settings, API_MAX_BODY_BYTES).
+MAX_BODY_BYTES = max_body_bytes(os.environ.get("API_MAX_BODY_BYTES"))
 
 _HEADER = "CONTENT-LENGTH"
 

@@ -1,17 +1,156 @@
-"""Every setting the service reads, with its default, in one place.
+"""Every setting the service reads, with its default, in one place, checked.
 
 Plain Python (no Flask): the app factory copies these into ``app.config`` and the
 masking rules receive the few values they need as arguments.
+
+A value that cannot be used raises ``SettingsError`` (a ValueError) with one line naming
+the variable, what it may be and the value given (cut when long; a password in a URL is
+hidden). An empty value counts as unset (the default); numbers are ASCII digits, surrounding
+spaces ignored. ``create_app`` checks every setting it reads with these functions (the
+servers' own settings are in ``masking.server_settings``); ``check_environment`` runs the
+same checks on the environment without building the app (``python -m masking.web.serve
+--check``, gunicorn.conf.py).
 """
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from masking import server_settings
+from masking.server_settings import MAX_PORT, shown
 
 
 class SettingsError(ValueError):
     """A setting from the environment cannot be used; the message names it."""
+
+
+DEFAULT_MAX_BODY_BYTES = 65536
+BODY_BYTES = (1024, 16 * 1024 * 1024)  # API_MAX_BODY_BYTES: 1 KiB to 16 MiB
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+IDLE_MINUTES = (1, 720)  # SESSION_IDLE_MINUTES: a dashboard session ends after 12 hours whatever the activity
+MAX_SERVICE_TIMEOUT = 300  # MASKING_API_CONNECT_TIMEOUT / MASKING_API_READ_TIMEOUT: seconds
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_DECIMAL = re.compile(r"\d+(?:\.\d*)?|\.\d+", re.ASCII)
+_PASSWORD = re.compile(r"(://[^/@:]*:).*@", re.S)  # scheme://user:PASSWORD@host: up to the last @
+
+
+def _text(raw) -> str | None:
+    """A setting as text: app.config may hold a number or a flag (create_app's test_config)."""
+    return raw if raw is None or isinstance(raw, str) else str(raw)
+
+
+def _blank(raw) -> bool:
+    return raw is None or not _text(raw).strip()
+
+
+def _checked(check, *args):
+    """``check(*args)`` of masking.server_settings, its ValueError as a SettingsError."""
+    try:
+        return check(*args)
+    except SettingsError:
+        raise
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _whole_number(name: str, raw, default: int, low: int, high: int, unit: str) -> int:
+    return _checked(server_settings.whole_number, _text(raw), default, low, high,
+                    f"{name} must be a whole number of {unit} from {low} to {high}")
+
+
+def _port(name: str, raw, default: int) -> int:
+    return _checked(server_settings.port, name, _text(raw), default)
+
+
+def flag(name: str, raw, default: bool) -> bool:
+    """true/false, also 1/0, yes/no, on/off, any case; a typo is refused rather than read as either."""
+    if isinstance(raw, bool):
+        return raw
+    if _blank(raw):
+        return default
+    text = _text(raw).strip().lower()
+    if text in TRUE or text in FALSE:
+        return text in TRUE
+    raise SettingsError(f"{name} must be true or false (or 1/0, yes/no, on/off), got {shown(_text(raw))}")
+
+
+def log_level(raw) -> str:
+    """LOG_LEVEL: DEBUG, INFO, WARNING, ERROR or CRITICAL in any case (INFO when unset); upper case."""
+    if _blank(raw):
+        return "INFO"
+    text = _text(raw).strip()
+    if not (text.isascii() and text.upper() in LOG_LEVELS):  # isascii: 'ınfo'.upper() is 'INFO'
+        raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (any case), got {shown(_text(raw))}")
+    return text.upper()
+
+
+def max_body_bytes(raw) -> int:
+    """API_MAX_BODY_BYTES: the largest request body the API reads (also gunicorn_compat's limit)."""
+    return _whole_number("API_MAX_BODY_BYTES", raw, DEFAULT_MAX_BODY_BYTES, *BODY_BYTES, "bytes")
+
+
+def session_idle_minutes(raw) -> int:
+    return _whole_number("SESSION_IDLE_MINUTES", raw, 30, *IDLE_MINUTES, "minutes")
+
+
+def _without_password(text: str) -> str:
+    return _PASSWORD.sub(r"\1***@", text)
+
+
+def database_url(raw) -> str:
+    """DATABASE_URL as SQLAlchemy takes it (``postgres://`` and ``postgresql://`` become psycopg 3):
+    a SQLite or PostgreSQL URL SQLAlchemy can parse. Nothing is connected."""
+    from sqlalchemy.engine import make_url  # local: keeps this module cheap to import
+    from sqlalchemy.exc import ArgumentError
+
+    from masking.db import normalise_database_url
+
+    text = (_text(raw) or "").strip()
+    try:
+        backend = make_url(normalise_database_url(text)).get_backend_name() if text else None
+    except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
+        backend = None
+    if backend not in ("sqlite", "postgresql"):
+        raise SettingsError("DATABASE_URL must be a SQLite or PostgreSQL URL (sqlite:///path/to/file.db, "
+                            f"postgresql://user@host/db), got {shown(_without_password(text) if text else _text(raw))}")
+    return normalise_database_url(text)
+
+
+def service_url(raw) -> str:
+    """MASKING_API_URL (when set): an http or https URL with a host, no query or fragment."""
+    text = _text(raw).strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number or out of range)
+        usable = (parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and not parts.query
+                  and not parts.fragment and not any(char.isspace() for char in text))
+    except ValueError:
+        usable = False
+    if not usable:
+        raise SettingsError("MASKING_API_URL must be an http:// or https:// URL with a host, such as "
+                            f"http://10.0.0.5:5000, got {shown(_without_password(text))}")
+    return text
+
+
+def seconds(name: str, raw, default: float) -> float:
+    """A timeout: a number of seconds above 0 and at most MAX_SERVICE_TIMEOUT (decimals allowed)."""
+    if _blank(raw):
+        return float(default)
+    text = _text(raw).strip()
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        value = float(raw)
+    elif _DECIMAL.fullmatch(text) and len(text) <= 20:
+        value = float(text)
+    else:
+        value = None
+    if value is None or not 0 < value <= MAX_SERVICE_TIMEOUT:  # also refuses nan
+        raise SettingsError(f"{name} must be a number of seconds above 0 and at most {MAX_SERVICE_TIMEOUT}, "
+                            f"got {shown(_text(raw))}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -28,23 +167,26 @@ class MaskingSettings:
 
     def __post_init__(self):
         if self.geo_match not in ("prefer", "require", "off"):
-            raise SettingsError("GEO_MATCH must be one of prefer, require, off")
+            raise SettingsError(f"GEO_MATCH must be one of prefer, require, off, got {shown(self.geo_match)}")
         if not 0 <= self.cooloff_seconds <= 86400:
-            raise SettingsError("COOLOFF_SECONDS must be between 0 and 86400")
+            raise SettingsError(f"COOLOFF_SECONDS must be between 0 and 86400, got {self.cooloff_seconds}")
         if self.max_expiry_minutes < 1:
-            raise SettingsError("MAX_EXPIRY_MINUTES must be at least 1")
+            raise SettingsError(f"MAX_EXPIRY_MINUTES must be at least 1, got {self.max_expiry_minutes}")
         if not 1 <= self.default_expiry_minutes <= self.max_expiry_minutes:
-            raise SettingsError("DEFAULT_EXPIRY_MINUTES must be between 1 and MAX_EXPIRY_MINUTES")
+            raise SettingsError(f"DEFAULT_EXPIRY_MINUTES must be between 1 and MAX_EXPIRY_MINUTES "
+                                f"({self.max_expiry_minutes}), got {self.default_expiry_minutes}")
         if self.ssid_ttl_seconds < 60:
-            raise SettingsError("SSID_TTL_SECONDS must be at least 60")
+            raise SettingsError(f"SSID_TTL_SECONDS must be at least 60, got {self.ssid_ttl_seconds}")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise SettingsError(f"TIMEZONE {self.timezone!r} is not a known time zone") from exc
+            raise SettingsError(f"TIMEZONE must be a known time zone such as Asia/Kolkata, "
+                                f"got {shown(self.timezone)}") from exc
         import phonenumbers  # local: keeps this module cheap to import
 
         if self.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
-            raise SettingsError(f"DEFAULT_REGION {self.default_region!r} is not a region code")
+            raise SettingsError(f"DEFAULT_REGION must be a two-letter region code such as IN, "
+                                f"got {shown(self.default_region)}")
 
     @property
     def zone(self) -> ZoneInfo:
@@ -56,17 +198,62 @@ class MaskingSettings:
         kwargs = {}
         for field in fields(cls):
             raw = values.get(field.name.upper())
-            if raw is None or raw == "":
+            if _blank(raw):
                 continue
             if field.type == "int":
-                try:
-                    kwargs[field.name] = int(raw)
-                except (TypeError, ValueError) as exc:
-                    raise SettingsError(f"{field.name.upper()} must be a whole number, got {raw!r}") from exc
+                kwargs[field.name] = _checked(server_settings.whole_number, _text(raw), 0, 0, 10 ** 20,
+                                              f"{field.name.upper()} must be a whole number")
             else:
-                kwargs[field.name] = str(raw)
+                kwargs[field.name] = str(raw).strip()
         return cls(**kwargs)
 
     @classmethod
     def from_env(cls) -> "MaskingSettings":
         return cls.from_mapping(os.environ)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """How the dashboard reaches the masking service (``masking.web.service_client``)."""
+
+    url: str  # MASKING_API_URL, or this app's internal server http://127.0.0.1:INTERNAL_API_PORT
+    is_self: bool  # MASKING_API_URL unset: the service is this app, on the internal server
+    internal_api_port: int | None  # INTERNAL_API_PORT, else PORT + 1 (None: PORT is 65535, not needed)
+    connect_timeout: float = 2.0
+    read_timeout: float = 5.0
+
+    @classmethod
+    def from_mapping(cls, values: Mapping, port_value=None) -> "ServiceSettings":
+        """From MASKING_API_URL, INTERNAL_API_PORT and the timeouts in ``values``; ``port_value``: PORT
+        (the environment's: the launcher gives the internal server PORT = INTERNAL_API_PORT)."""
+        is_self = _blank(values.get("MASKING_API_URL"))
+        internal = values.get("INTERNAL_API_PORT")
+        if not _blank(internal):
+            internal_port = _port("INTERNAL_API_PORT", internal, 0)
+        else:
+            public = _port("PORT", port_value, 5000)
+            internal_port = public + 1 if public < MAX_PORT else None
+            if internal_port is None and is_self:  # the same refusal as the launcher's (server_settings)
+                raise SettingsError(f"PORT must be a port number from 1 to {MAX_PORT - 1} when INTERNAL_API_PORT is "
+                                    f"not set (the internal API server takes PORT + 1), got {shown(_text(port_value))}")
+        return cls(
+            url=f"http://127.0.0.1:{internal_port}" if is_self else service_url(values["MASKING_API_URL"]),
+            is_self=is_self,
+            internal_api_port=internal_port,
+            connect_timeout=seconds("MASKING_API_CONNECT_TIMEOUT", values.get("MASKING_API_CONNECT_TIMEOUT"), 2),
+            read_timeout=seconds("MASKING_API_READ_TIMEOUT", values.get("MASKING_API_READ_TIMEOUT"), 5),
+        )
+
+
+def check_environment(environ: Mapping[str, str] = os.environ) -> None:
+    """Every setting ``create_app`` reads, checked in ``environ`` as it checks them (same order, same
+    messages) but without building the app: SettingsError for the first bad one."""
+    if not _blank(environ.get("DATABASE_URL")):
+        database_url(environ["DATABASE_URL"])
+    log_level(environ.get("LOG_LEVEL"))
+    flag("API_ERROR_DETAIL", environ.get("API_ERROR_DETAIL"), True)
+    max_body_bytes(environ.get("API_MAX_BODY_BYTES"))
+    MaskingSettings.from_mapping(environ)
+    session_idle_minutes(environ.get("SESSION_IDLE_MINUTES"))
+    flag("SESSION_COOKIE_SECURE", environ.get("SESSION_COOKIE_SECURE"), False)
+    ServiceSettings.from_mapping(environ, environ.get("PORT"))

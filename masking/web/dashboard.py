@@ -35,7 +35,6 @@ HTTPS), plus those of ``masking.web.service_client``.
 from __future__ import annotations
 
 import importlib
-import os
 from datetime import timedelta
 
 from flask import Flask, Response, current_app, render_template, request
@@ -43,6 +42,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from masking import humanize
+from masking.settings import flag, session_idle_minutes
 from masking.web import api
 from masking.web import htmx as htmx_helpers
 from masking.web import service_client
@@ -74,17 +74,13 @@ def nav_item(endpoint: str, label: str, *roles: str) -> None:
         NAV.append((endpoint, label, roles))
 
 
-def _truthy(value) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
 def configure(app: Flask) -> None:
+    """Check and fill in the dashboard's settings (create_app copies them from the environment:
+    Flask presets SESSION_COOKIE_SECURE, so ``key not in config`` never let the environment's in).
+    SettingsError for a bad one."""
     config = app.config
-    for key in ("SESSION_IDLE_MINUTES", "SESSION_COOKIE_SECURE"):
-        if key not in config and os.environ.get(key):
-            config[key] = os.environ[key]
-    config["SESSION_IDLE_MINUTES"] = int(config.get("SESSION_IDLE_MINUTES") or 30)
-    config["SESSION_COOKIE_SECURE"] = _truthy(config.get("SESSION_COOKIE_SECURE", False))
+    config["SESSION_IDLE_MINUTES"] = session_idle_minutes(config.get("SESSION_IDLE_MINUTES"))
+    config["SESSION_COOKIE_SECURE"] = flag("SESSION_COOKIE_SECURE", config.get("SESSION_COOKIE_SECURE"), False)
     config["SESSION_COOKIE_NAME"] = "masking_session"  # Flask presets "session", so no setdefault
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SAMESITE"] = "Lax"

@@ -17,6 +17,12 @@ The launcher also sweeps every SWEEP_INTERVAL_SECONDS (600; 0: never): it delete
 whose cool-off is over (``masking.service.sweep``), which keeps the routes table, read by every
 allocation and counted by the pool pages, about as small as the live maskings. Correctness
 never waits for it; a failed sweep is reported and tried again at the next interval.
+
+Before it starts anything it checks every setting it and the two masters read
+(``masking.server_settings``) and every setting the app reads (``masking.settings``): a bad
+one is refused with one line and exit status 2. ``--check`` does only that (``make run`` runs
+it before the migration). The app it builds for the hint and the sweeper is checked again by
+``create_app``; a database that is down does not stop the launch (the servers report it).
 """
 from __future__ import annotations
 
@@ -27,6 +33,9 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from masking.server_settings import for_launcher
+from masking.settings import SettingsError, check_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 API_PREFIXES = ("/api/", "/healthz")
@@ -50,49 +59,43 @@ def internal_api_app():
     return app
 
 
-def _first_run_hint(host: str, port: str) -> None:
+def _load_app():
+    """The app, for the first-run hint and the sweeper; None (reported) when it cannot be built.
+    SettingsError (a setting the app refuses) goes to the caller: it must stop the launch."""
     try:
         from app import create_app
+
+        return create_app()
+    except SettingsError:
+        raise
+    except Exception as exc:  # the servers report a broken setup themselves (the message may hold a password)
+        print(f"serve: could not load the app ({exc.__class__.__name__}): no first-run check, no sweeping",
+              file=sys.stderr)
+        return None
+
+
+def _first_run_hint(app, url: str) -> None:
+    try:
         from masking import users
         from masking.web.extensions import db
 
-        app = create_app()
         with app.app_context():
             empty = users.count(db.session()) == 0
             db.engine.dispose()
     except Exception as exc:  # the servers will report a broken setup themselves
         print(f"serve: could not check for users ({exc.__class__.__name__})", file=sys.stderr)
         return
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    print(f"\n  Dashboard: http://{shown_host}:{port}/", file=sys.stderr)
+    print(f"\n  Dashboard: {url}", file=sys.stderr)
     if empty:
         print("  No users yet. Create the first admin (it asks for a password):\n"
               "      .venv/bin/flask --app app users create admin --role admin\n", file=sys.stderr)
 
 
-MAX_SWEEP_INTERVAL = 7 * 86400
-
-
-def sweep_interval(raw: str | None) -> int:
-    """SWEEP_INTERVAL_SECONDS: whole seconds up to a week, 0 for never. ValueError with the reason otherwise."""
-    text = (raw or "").strip() or "600"
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SWEEP_INTERVAL:
-        raise ValueError(f"SWEEP_INTERVAL_SECONDS must be a whole number of seconds from 0 (never) to "
-                         f"{MAX_SWEEP_INTERVAL}, got {raw!r}")
-    return int(text)
-
-
-def _sweep_every(interval: int, stop: threading.Event) -> None:
-    from app import create_app
+def _sweep_every(app, interval: int, stop: threading.Event) -> None:
     from masking import service
     from masking.driver import describe_error
     from masking.web.extensions import db, now
 
-    try:
-        app = create_app()
-    except Exception as exc:  # the servers report a broken setup themselves (the message may hold a password)
-        print(f"serve: no sweeping ({exc.__class__.__name__})", file=sys.stderr)
-        return
     while not stop.wait(interval):
         try:
             with app.app_context():
@@ -104,23 +107,34 @@ def _sweep_every(interval: int, stop: threading.Event) -> None:
             print(f"serve: swept {removed['routes']} leases and {removed['pairs']} pairs", file=sys.stderr)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args not in ([], ["--check"]):
+        print("usage: python -m masking.web.serve [--check]", file=sys.stderr)
+        return 2
     try:
-        interval = sweep_interval(os.environ.get("SWEEP_INTERVAL_SECONDS"))
+        settings = for_launcher(os.environ)
+        check_environment(os.environ)  # the app's settings: SettingsError, a ValueError
     except ValueError as exc:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = os.environ.get("PORT", "5000")
-    internal_port = os.environ.get("INTERNAL_API_PORT") or str(int(port) + 1)
+    if args == ["--check"]:
+        return 0
+    server, internal_port = settings.server, str(settings.internal_port)
     base_env = {**os.environ, "INTERNAL_API_PORT": internal_port}
     gunicorn = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"]
 
-    _first_run_hint(host, port)
+    try:
+        app = _load_app()  # built once, for the hint now and the sweeper later
+    except SettingsError as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
+    if app is not None:
+        _first_run_hint(app, server.url)
     children = [
         subprocess.Popen(gunicorn + ["masking.web.serve:internal_api_app()"], cwd=ROOT,
                          env={**base_env, "HOST": "127.0.0.1", "PORT": internal_port}),
-        subprocess.Popen(gunicorn, cwd=ROOT, env={**base_env, "HOST": host, "PORT": port}),
+        subprocess.Popen(gunicorn, cwd=ROOT, env={**base_env, "HOST": server.host, "PORT": str(server.port)}),
     ]
     stopping = {"signal": None}
 
@@ -133,8 +147,9 @@ def main() -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, forward)
     stop_sweeping = threading.Event()
-    if interval:
-        threading.Thread(target=_sweep_every, args=(interval, stop_sweeping), name="sweeper", daemon=True).start()
+    if settings.sweep_interval and app is not None:
+        threading.Thread(target=_sweep_every, args=(app, settings.sweep_interval, stop_sweeping), name="sweeper",
+                         daemon=True).start()
 
     try:
         while all(child.poll() is None for child in children):

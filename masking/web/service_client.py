@@ -16,6 +16,8 @@ Settings (environment or app config):
 * ``MASKING_API_CONNECT_TIMEOUT`` (2 s) / ``MASKING_API_READ_TIMEOUT`` (5 s): an agent
   hears about a slow or absent service within seconds.
 
+They are checked by ``masking.settings.ServiceSettings``: a bad one stops ``create_app``.
+
 ``call(method, ...)`` returns the data, or raises ``ServiceProblem`` carrying an
 ``explain.Problem`` (error code, unreachable, timeout, ...).
 """
@@ -33,15 +35,16 @@ from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from masking import explain
+from masking import accounts, explain
 from masking.db import write_transaction
 from masking.client import MaskingAPIError, MaskingClient, MaskingUnavailable
 from masking.models import ApiAccount
+from masking.settings import ServiceSettings
 from masking.web.extensions import db, now
 
 log = logging.getLogger("masking.dashboard")
 
-BUILTIN_USER_ID = "dashboard"
+BUILTIN_USER_ID = accounts.DASHBOARD_USER_ID
 BUILTIN_NAME = "Dashboard (built in)"
 
 
@@ -52,18 +55,17 @@ class ServiceProblem(Exception):
 
 
 def configure(app: Flask) -> None:
-    """Fill in the service settings (config given to create_app wins over the environment)."""
+    """Check and fill in the service settings (config given to create_app wins over the environment;
+    PORT comes from the environment). SettingsError for a bad one."""
     for key in ("MASKING_API_URL", "MASKING_API_USER_ID", "MASKING_API_TOKEN", "INTERNAL_API_PORT",
                 "MASKING_API_CONNECT_TIMEOUT", "MASKING_API_READ_TIMEOUT"):
         if not app.config.get(key) and os.environ.get(key):
             app.config[key] = os.environ[key]
-    if not app.config.get("INTERNAL_API_PORT"):
-        app.config["INTERNAL_API_PORT"] = int(os.environ.get("PORT") or 5000) + 1
-    app.config["MASKING_API_SELF"] = not app.config.get("MASKING_API_URL")
-    if app.config["MASKING_API_SELF"]:
-        app.config["MASKING_API_URL"] = f"http://127.0.0.1:{int(app.config['INTERNAL_API_PORT'])}"
-    app.config["MASKING_API_CONNECT_TIMEOUT"] = float(app.config.get("MASKING_API_CONNECT_TIMEOUT") or 2)
-    app.config["MASKING_API_READ_TIMEOUT"] = float(app.config.get("MASKING_API_READ_TIMEOUT") or 5)
+    service = ServiceSettings.from_mapping(app.config, os.environ.get("PORT"))
+    app.config.update(MASKING_API_URL=service.url, MASKING_API_SELF=service.is_self,
+                      INTERNAL_API_PORT=service.internal_api_port,
+                      MASKING_API_CONNECT_TIMEOUT=service.connect_timeout,
+                      MASKING_API_READ_TIMEOUT=service.read_timeout)
     app.extensions["dashboard_service"] = _Connection()
 
 
