@@ -79,9 +79,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_env(port: int, database_url: str | None = None) -> dict:
+def server_env(port: int | None, database_url: str | None = None) -> dict:
+    """The environment of a server on ``port`` (None: a command that serves nothing, e.g. a migration)."""
     env = {k: v for k, v in os.environ.items() if k not in APP_ENV}
-    env.update(HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1")
+    env.update(HOST="127.0.0.1", PYTHONUNBUFFERED="1")
+    if port is not None:
+        env["PORT"] = str(port)
+    else:
+        env.pop("PORT", None)
     if database_url:
         env["DATABASE_URL"] = database_url
     return env
@@ -155,7 +160,7 @@ class Server:
 # ---------------------------------------------------------------- databases
 
 def migrate(database_url: str) -> None:
-    env = server_env(0, database_url)
+    env = server_env(None, database_url)
     result = subprocess.run([str(VENV_BIN / "flask"), "--app", "app", "db", "upgrade"], cwd=ROOT, env=env,
                             capture_output=True, text=True)
     if result.returncode != 0:
