@@ -57,3 +57,9 @@ def test_the_dashboard_benchmark_runs(backend):
                     "--warmup", "1", "--export-rows", "500", "--export-repeats", "1",
                     *server_args(backend, "bench_dash_smoke"))
     assert "history, no filter" in out and "CSV export" in out
+
+
+def test_the_set_cpu_measure_runs():
+    out = run_bench("set_cpu.py", "--layouts", "1x1", "2x2", "--sets", "40")
+    assert "bare endpoint, 1 process x 1 thread:" in out
+    assert out.count("ms CPU per set") == 2
