@@ -229,6 +229,13 @@ def openapi():
     return response
 
 
+def _roll_back_session() -> None:
+    """Undo what a failed call wrote through the ORM session. Set and unset use a connection of
+    their own (masking.driver) and open no session: there is none to make and roll back."""
+    if db.session.registry.has():
+        db.session.rollback()
+
+
 @bp.route("/", defaults={"endpoint": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
 @bp.route("/<path:endpoint>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
 def dispatch(endpoint: str):
@@ -246,22 +253,22 @@ def dispatch(endpoint: str):
             raise MaskingError(errors.METHOD_NOT_ALLOWED, f"use POST, not {request.method}")
         return handler(read_body())
     except MaskingError as exc:
-        db.session.rollback()
+        _roll_back_session()
         response = failure(exc)
         if exc.code == errors.METHOD_NOT_ALLOWED:
             response.headers["Allow"] = "POST, OPTIONS"
         return response
     except OperationalError as exc:
-        db.session.rollback()
+        _roll_back_session()
         log.error("database unavailable on %s: %s", call.endpoint, exc.__class__.__name__)
         return failure(MaskingError(errors.DB_UNAVAILABLE, "the database is not reachable; try again shortly"))
     except SQLAlchemyError as exc:
-        db.session.rollback()
+        _roll_back_session()
         # No traceback: the error's text may carry the row's values (phone numbers).
         log.error("database error on %s: %s", call.endpoint, driver.describe_error(exc))
         return failure(MaskingError(errors.SERVER_ERROR))
     except Exception:
-        db.session.rollback()
+        _roll_back_session()
         log.exception("unexpected error on %s", call.endpoint)
         return failure(MaskingError(errors.SERVER_ERROR))
 
