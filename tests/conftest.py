@@ -130,6 +130,18 @@ def database_url(request, tmp_path) -> str:
 
 
 @pytest.fixture
+def sqlite_file_app(sqlite_template, tmp_path):
+    """An app on a migrated SQLite file of its own, for the tests about SQLite itself (its
+    query plans, its write lock): no PostgreSQL twin."""
+    path = tmp_path / "sqlite-only.db"
+    shutil.copyfile(sqlite_template, path)
+    application = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{path}", "SECRET_KEY": "sqlite-only"})
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()
 

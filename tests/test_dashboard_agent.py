@@ -15,12 +15,12 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app import create_app
 from masking import humanize
 from masking.client import MaskingClient
 from masking.models import ApiAccount, MaskAttempt
 from masking.web.extensions import db
 from masking.web.service_client import BUILTIN_USER_ID
+from tests.api_helpers import configured_app
 from tests.conftest import PARTIES, POOL, LiveStack, add_pool, free_port, make_account
 from tests.dashboard_helpers import HX, PASSWORD, ROLES, assert_no_inline_code, csrf_from, logged_in_client, make_user, \
     text_of
@@ -34,8 +34,8 @@ def app(app):
 
 
 def _dashboard(database_url, clock, **config):
-    return create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "dash-secret", "CLOCK": clock,
-                       "WTF_CSRF_ENABLED": False, **config})
+    """``with _dashboard(...) as app``: a dashboard app on the test's database (CSRF off)."""
+    return configured_app(database_url, clock, SECRET_KEY="dash-secret", WTF_CSRF_ENABLED=False, **config)
 
 
 @pytest.fixture
@@ -48,11 +48,9 @@ def service(app, live_server):
 @pytest.fixture
 def dash(service, database_url, clock):
     """The dashboard app, pointed at the live API with its credentials."""
-    application = _dashboard(database_url, clock, MASKING_API_URL=service["url"],
-                             MASKING_API_USER_ID=service["userId"], MASKING_API_TOKEN=service["token"])
-    yield application
-    with application.app_context():
-        db.engine.dispose()
+    with _dashboard(database_url, clock, MASKING_API_URL=service["url"], MASKING_API_USER_ID=service["userId"],
+                    MASKING_API_TOKEN=service["token"]) as application:
+        yield application
 
 
 def _mask(client, m1, m2, **fields):
@@ -185,30 +183,26 @@ def test_dashboard_credentials_problems_tell_to_contact_an_admin(app, live_serve
     read_only = make_account(app, "reader", can_write=False)
     for user_id, token, code in ((read_only["userId"], read_only["token"], 1015),
                                  (read_only["userId"], "mtk_wrong", 1014)):
-        dashboard = _dashboard(database_url, clock, MASKING_API_URL=live_server.url,
-                               MASKING_API_USER_ID=user_id, MASKING_API_TOKEN=token)
-        client = logged_in_client(dashboard, username=f"agent{code}")
-        text = text_of(_mask(client, PARTIES[0], PARTIES[1]).get_data(as_text=True))
-        assert "Please contact an admin" in text and "Nothing was changed" in text
-        assert _attempts(dashboard)[-1].error_code == code
-        with dashboard.app_context():
-            db.engine.dispose()
+        with _dashboard(database_url, clock, MASKING_API_URL=live_server.url, MASKING_API_USER_ID=user_id,
+                        MASKING_API_TOKEN=token) as dashboard:
+            client = logged_in_client(dashboard, username=f"agent{code}")
+            text = text_of(_mask(client, PARTIES[0], PARTIES[1]).get_data(as_text=True))
+            assert "Please contact an admin" in text and "Nothing was changed" in text
+            assert _attempts(dashboard)[-1].error_code == code
 
 
 def test_service_unreachable_is_said_clearly_and_quickly(app, database_url, clock):
-    dashboard = _dashboard(database_url, clock, MASKING_API_URL=f"http://127.0.0.1:{free_port()}",
-                           MASKING_API_USER_ID="u1", MASKING_API_TOKEN="t")
-    client = logged_in_client(dashboard)
-    started = time.monotonic()
-    response = _mask(client, "98765 43210", "98765 43211", event_id="T-9")
-    assert time.monotonic() - started < 3
-    html = response.get_data(as_text=True)
-    assert "The masking service cannot be reached right now. Nothing was masked." in text_of(html)
-    assert 'value="98765 43210"' in html and 'value="98765 43211"' in html and 'value="T-9"' in html
-    [attempt] = _attempts(dashboard)
-    assert attempt.outcome == "unavailable" and attempt.error_code is None and attempt.m1 == "+919876543210"
-    with dashboard.app_context():
-        db.engine.dispose()
+    with _dashboard(database_url, clock, MASKING_API_URL=f"http://127.0.0.1:{free_port()}",
+                    MASKING_API_USER_ID="u1", MASKING_API_TOKEN="t") as dashboard:
+        client = logged_in_client(dashboard)
+        started = time.monotonic()
+        response = _mask(client, "98765 43210", "98765 43211", event_id="T-9")
+        assert time.monotonic() - started < 3
+        html = response.get_data(as_text=True)
+        assert "The masking service cannot be reached right now. Nothing was masked." in text_of(html)
+        assert 'value="98765 43210"' in html and 'value="98765 43211"' in html and 'value="T-9"' in html
+        [attempt] = _attempts(dashboard)
+        assert attempt.outcome == "unavailable" and attempt.error_code is None and attempt.m1 == "+919876543210"
 
 
 def test_service_too_slow_is_a_timeout_message(app, database_url, clock):
@@ -216,15 +210,13 @@ def test_service_too_slow_is_a_timeout_message(app, database_url, clock):
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
     try:
-        dashboard = _dashboard(database_url, clock, MASKING_API_URL=f"http://127.0.0.1:{silent.getsockname()[1]}",
-                               MASKING_API_USER_ID="u1", MASKING_API_TOKEN="t", MASKING_API_READ_TIMEOUT="0.5")
-        client = logged_in_client(dashboard)
-        started = time.monotonic()
-        text = text_of(_mask(client, PARTIES[0], PARTIES[1]).get_data(as_text=True))
-        assert time.monotonic() - started < 3
-        assert "did not answer within 0.5 seconds" in text and "look at My active masks" in text
-        with dashboard.app_context():
-            db.engine.dispose()
+        with _dashboard(database_url, clock, MASKING_API_URL=f"http://127.0.0.1:{silent.getsockname()[1]}",
+                        MASKING_API_USER_ID="u1", MASKING_API_TOKEN="t", MASKING_API_READ_TIMEOUT="0.5") as dashboard:
+            client = logged_in_client(dashboard)
+            started = time.monotonic()
+            text = text_of(_mask(client, PARTIES[0], PARTIES[1]).get_data(as_text=True))
+            assert time.monotonic() - started < 3
+            assert "did not answer within 0.5 seconds" in text and "look at My active masks" in text
     finally:
         silent.close()
 
@@ -304,22 +296,18 @@ def test_without_javascript_the_form_still_works(dash):
 def test_builtin_account_when_no_url_is_configured(app, live_server, database_url, clock):
     """Default mode: the dashboard provisions its own API account and calls the internal port."""
     add_pool(app, *POOL[:1])
-    dashboard = _dashboard(database_url, clock, INTERNAL_API_PORT=str(live_server.port))
-    assert dashboard.config["MASKING_API_URL"] == f"http://127.0.0.1:{live_server.port}"
-    client = logged_in_client(dashboard)
-    assert 'class="mask-number"' in _mask(client, PARTIES[0], PARTIES[1]).get_data(as_text=True)
-    with dashboard.app_context():
-        account = db.session.scalar(select(ApiAccount).where(ApiAccount.user_id == BUILTIN_USER_ID))
-        assert account is not None and account.revoked_at is None
-    # A second dashboard app (another worker) with the same SECRET_KEY shares the account.
-    other = _dashboard(database_url, clock, INTERNAL_API_PORT=str(live_server.port))
-    [attempt] = _attempts(other)
-    ended = logged_in_client(other, username="agent1x")
-    assert ended.post(f"/masks/{attempt.id}/end", headers=HX).status_code == 404  # not his mask
-    with other.app_context():
-        db.engine.dispose()
-    with dashboard.app_context():
-        db.engine.dispose()
+    with _dashboard(database_url, clock, INTERNAL_API_PORT=str(live_server.port)) as dashboard:
+        assert dashboard.config["MASKING_API_URL"] == f"http://127.0.0.1:{live_server.port}"
+        client = logged_in_client(dashboard)
+        assert 'class="mask-number"' in _mask(client, PARTIES[0], PARTIES[1]).get_data(as_text=True)
+        with dashboard.app_context():
+            account = db.session.scalar(select(ApiAccount).where(ApiAccount.user_id == BUILTIN_USER_ID))
+            assert account is not None and account.revoked_at is None
+        # A second dashboard app (another worker) with the same SECRET_KEY shares the account.
+        with _dashboard(database_url, clock, INTERNAL_API_PORT=str(live_server.port)) as other:
+            [attempt] = _attempts(other)
+            ended = logged_in_client(other, username="agent1x")
+            assert ended.post(f"/masks/{attempt.id}/end", headers=HX).status_code == 404  # not his mask
 
 
 # ---------------------------------------------------------------- `make run`'s launcher

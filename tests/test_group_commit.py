@@ -23,17 +23,9 @@ INSERT = driver.Statement("INSERT INTO pool_numbers (number, country, status, la
 
 
 @pytest.fixture
-def engine(tmp_path, sqlite_template):
-    import shutil
-
-    from app import create_app
-
-    path = tmp_path / "group.db"
-    shutil.copyfile(sqlite_template, path)
-    application = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{path}", "SECRET_KEY": "x"})
-    with application.app_context():
+def engine(sqlite_file_app):
+    with sqlite_file_app.app_context():
         yield db.engine
-        db.engine.dispose()
 
 
 def stored(engine) -> list[str]:

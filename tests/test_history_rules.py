@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -319,21 +318,11 @@ def _app_on(url: str):
     return create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "plans"})
 
 
-@pytest.fixture
-def sqlite_app(sqlite_template, tmp_path):
-    """SQLite only: its planner is what these plans pin (PostgreSQL plans from statistics)."""
-    path = tmp_path / "plans.db"
-    shutil.copyfile(sqlite_template, path)
-    application = _app_on(f"sqlite:///{path}")
-    yield application
-    with application.app_context():
-        db.engine.dispose()
-
-
 @pytest.mark.parametrize("filters, index", PLANS)
 @pytest.mark.parametrize("cursor", [None, history.Cursor(NOW, 10)])
-def test_sqlite_query_plans_use_the_history_indexes(sqlite_app, filters, index, cursor):
-    with sqlite_app.app_context():
+def test_sqlite_query_plans_use_the_history_indexes(sqlite_file_app, filters, index, cursor):
+    """SQLite only: its planner is what these plans pin (PostgreSQL plans from statistics)."""
+    with sqlite_file_app.app_context():
         engine = db.engine
         stmt = history.statement(filters, NOW, country_code=CC, before=cursor)
         compiled = stmt.compile(engine, compile_kwargs={"render_postcompile": True})
