@@ -126,13 +126,18 @@ def for_gunicorn(environ: Mapping[str, str] = os.environ) -> ServerSettings:
     )
 
 
+def no_room_for_internal_port(raw_port: str | None) -> str:
+    """The refusal of PORT 65535 when the internal API server would take PORT + 1."""
+    return (f"PORT must be a port number from 1 to {MAX_PORT - 1} when INTERNAL_API_PORT is not set "
+            f"(the internal API server takes PORT + 1), got {shown(raw_port)}")
+
+
 def for_launcher(environ: Mapping[str, str] = os.environ) -> LauncherSettings:
     """Everything the launcher and its two gunicorn masters read; ValueError for the first bad one."""
     server = for_gunicorn(environ)
     raw_internal = environ.get("INTERNAL_API_PORT")
     if not (raw_internal or "").strip() and server.port == MAX_PORT:
-        raise ValueError(f"PORT must be a port number from 1 to {MAX_PORT - 1} when INTERNAL_API_PORT is not set "
-                         f"(the internal API server takes PORT + 1), got {shown(environ.get('PORT'))}")
+        raise ValueError(no_room_for_internal_port(environ.get("PORT")))
     internal = port("INTERNAL_API_PORT", raw_internal, server.port + 1)
     if internal == server.port:
         raise ValueError(f"INTERNAL_API_PORT must be a port number from 1 to {MAX_PORT} other than PORT "

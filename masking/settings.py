@@ -233,9 +233,8 @@ class ServiceSettings:
         else:
             public = _port("PORT", port_value, 5000)
             internal_port = public + 1 if public < MAX_PORT else None
-            if internal_port is None and is_self:  # the same refusal as the launcher's (server_settings)
-                raise SettingsError(f"PORT must be a port number from 1 to {MAX_PORT - 1} when INTERNAL_API_PORT is "
-                                    f"not set (the internal API server takes PORT + 1), got {shown(_text(port_value))}")
+            if internal_port is None and is_self:
+                raise SettingsError(server_settings.no_room_for_internal_port(_text(port_value)))
         return cls(
             url=f"http://127.0.0.1:{internal_port}" if is_self else service_url(values["MASKING_API_URL"]),
             is_self=is_self,
