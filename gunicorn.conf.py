@@ -15,8 +15,8 @@ from masking import server_settings as _server_settings, settings as _app_settin
 
 try:
     _server = _server_settings.for_gunicorn(os.environ)
-    _app_settings.check_environment(os.environ)  # SettingsError, a ValueError
-except ValueError as _refusal:
+    _app_settings.check_environment(os.environ)
+except _server_settings.SettingsError as _refusal:
     print(f"gunicorn.conf.py: {_refusal}", file=sys.stderr)
     raise SystemExit(2) from None
 

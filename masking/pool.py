@@ -139,14 +139,6 @@ def find(session: Session, number: str, default_region: str) -> PoolNumber:
     return row
 
 
-def set_status(session: Session, number: str, status: str, default_region: str) -> PoolNumber:
-    """Change a pool number's status (active, reserved, retired). LookupError if unknown."""
-    status = _status_of(status)
-    row = find(session, number, default_region)
-    row.status = status
-    return row
-
-
 @dataclass(frozen=True)
 class PoolUse:
     number: PoolNumber
@@ -156,9 +148,9 @@ class PoolUse:
 # "In use" is read from the leases (``routes``), never from the maskings' history: a lease row
 # lives until its cool-off is over and it is swept (by the next allocation for one of its
 # parties, the launcher's periodic sweep, or ``flask sweep``), so the table stays far smaller
-# than the history. A lease is
-# live while ``route_until`` is in the future, which is exactly when its masking is (service.py
-# keeps the two in step); each masking has two, (low, high) and (high, low).
+# than the history. A lease is live while ``route_until`` is in the future, which is exactly
+# when its masking is (service.py keeps the two in step); each masking has two, (low, high)
+# and (high, low).
 
 def live_maskings_by_number(session: Session, now: datetime, numbers: list[str] | None = None) -> dict[str, int]:
     """number -> how many live maskings it serves at ``now`` (numbers serving none left out)."""

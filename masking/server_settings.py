@@ -3,8 +3,8 @@ WEB_CONCURRENCY, WEB_THREADS, WEB_TIMEOUT and SWEEP_INTERVAL_SECONDS.
 
 Plain Python (no Flask): gunicorn.conf.py reads ``for_gunicorn`` in every gunicorn master, and
 the launcher (``masking.web.serve``) checks ``for_launcher`` before it starts anything. A value
-that cannot be used raises ValueError with one line naming the variable, what it may be, and
-the value given.
+that cannot be used raises SettingsError (a ValueError; ``masking.settings`` raises it too for
+the app's settings) with one line naming the variable, what it may be, and the value given.
 
 Numbers are ASCII digits only ('+5', '٣', '1.5', '1e3' are refused), with surrounding spaces
 ignored; an empty value counts as unset (the default). HOST must not be empty.
@@ -15,6 +15,10 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+class SettingsError(ValueError):
+    """A setting from the environment cannot be used; the message names it."""
+
 
 MAX_PORT = 65535
 WORKERS = (1, 64)  # WEB_CONCURRENCY: gunicorn worker processes
@@ -42,10 +46,10 @@ def _digits(raw: str | None, default: int) -> int | None:
 
 
 def whole_number(raw: str | None, default: int, low: int, high: int, refusal: str) -> int:
-    """``raw`` as a whole number from ``low`` to ``high``; else ValueError: ``refusal``, then the value given."""
+    """``raw`` as a whole number from ``low`` to ``high``; else SettingsError: ``refusal``, then the value given."""
     value = _digits(raw, default)
     if value is None or not low <= value <= high:
-        raise ValueError(f"{refusal}, got {shown(raw)}")
+        raise SettingsError(f"{refusal}, got {shown(raw)}")
     return value
 
 
@@ -57,18 +61,18 @@ def host(raw: str | None) -> str:
     """HOST: a name or an IP address (IPv6 with or without brackets), not empty and without a port."""
     text = "127.0.0.1" if raw is None else raw.strip()
     if not text:
-        raise ValueError(f"HOST must be a host name or an IP address to listen on, got {shown(raw)}")
+        raise SettingsError(f"HOST must be a host name or an IP address to listen on, got {shown(raw)}")
     if ":" in text:  # an IPv6 address, or a name or IPv4 address followed by a port
         try:
             ipaddress.IPv6Address(text[1:-1] if text.startswith("[") and text.endswith("]") else text)
         except ValueError:
-            raise ValueError(f"HOST must be a host name or an IP address without a port (the port is PORT), "
-                             f"got {shown(raw)}") from None
+            raise SettingsError(f"HOST must be a host name or an IP address without a port (the port is PORT), "
+                                f"got {shown(raw)}") from None
     return text
 
 
 def sweep_interval(raw: str | None) -> int:
-    """SWEEP_INTERVAL_SECONDS: whole seconds up to a week, 0 for never. ValueError with the reason otherwise."""
+    """SWEEP_INTERVAL_SECONDS: whole seconds up to a week, 0 for never. SettingsError with the reason otherwise."""
     return whole_number(raw, 600, 0, MAX_SWEEP_INTERVAL, "SWEEP_INTERVAL_SECONDS must be a whole number of "
                         f"seconds from 0 (never) to {MAX_SWEEP_INTERVAL}")
 
@@ -111,7 +115,7 @@ class LauncherSettings:
 
 
 def for_gunicorn(environ: Mapping[str, str] = os.environ) -> ServerSettings:
-    """The settings of one gunicorn master from ``environ``; ValueError for the first bad one."""
+    """The settings of one gunicorn master from ``environ``; SettingsError for the first bad one."""
     return ServerSettings(
         host=host(environ.get("HOST")),
         port=port("PORT", environ.get("PORT"), 5000),
@@ -133,14 +137,14 @@ def no_room_for_internal_port(raw_port: str | None) -> str:
 
 
 def for_launcher(environ: Mapping[str, str] = os.environ) -> LauncherSettings:
-    """Everything the launcher and its two gunicorn masters read; ValueError for the first bad one."""
+    """Everything the launcher and its two gunicorn masters read; SettingsError for the first bad one."""
     server = for_gunicorn(environ)
     raw_internal = environ.get("INTERNAL_API_PORT")
     if not (raw_internal or "").strip() and server.port == MAX_PORT:
-        raise ValueError(no_room_for_internal_port(environ.get("PORT")))
+        raise SettingsError(no_room_for_internal_port(environ.get("PORT")))
     internal = port("INTERNAL_API_PORT", raw_internal, server.port + 1)
     if internal == server.port:
-        raise ValueError(f"INTERNAL_API_PORT must be a port number from 1 to {MAX_PORT} other than PORT "
+        raise SettingsError(f"INTERNAL_API_PORT must be a port number from 1 to {MAX_PORT} other than PORT "
                          f"({server.port}), got {shown(raw_internal)}")
     return LauncherSettings(server=server, internal_port=internal,
                             sweep_interval=sweep_interval(environ.get("SWEEP_INTERVAL_SECONDS")))

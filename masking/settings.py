@@ -21,11 +21,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from masking import server_settings
-from masking.server_settings import MAX_PORT, shown
-
-
-class SettingsError(ValueError):
-    """A setting from the environment cannot be used; the message names it."""
+from masking.server_settings import MAX_PORT, SettingsError, shown
 
 
 DEFAULT_MAX_BODY_BYTES = 65536
@@ -47,23 +43,13 @@ def _blank(raw) -> bool:
     return raw is None or not _text(raw).strip()
 
 
-def _checked(check, *args):
-    """``check(*args)`` of masking.server_settings, its ValueError as a SettingsError."""
-    try:
-        return check(*args)
-    except SettingsError:
-        raise
-    except ValueError as exc:
-        raise SettingsError(str(exc)) from None
-
-
 def _whole_number(name: str, raw, default: int, low: int, high: int, unit: str) -> int:
-    return _checked(server_settings.whole_number, _text(raw), default, low, high,
-                    f"{name} must be a whole number of {unit} from {low} to {high}")
+    return server_settings.whole_number(_text(raw), default, low, high,
+                                        f"{name} must be a whole number of {unit} from {low} to {high}")
 
 
 def _port(name: str, raw, default: int) -> int:
-    return _checked(server_settings.port, name, _text(raw), default)
+    return server_settings.port(name, _text(raw), default)
 
 
 def flag(name: str, raw, default: bool) -> bool:
@@ -201,8 +187,8 @@ class MaskingSettings:
             if _blank(raw):
                 continue
             if field.type == "int":
-                kwargs[field.name] = _checked(server_settings.whole_number, _text(raw), 0, 0, 10 ** 20,
-                                              f"{field.name.upper()} must be a whole number")
+                kwargs[field.name] = server_settings.whole_number(_text(raw), 0, 0, 10 ** 20,
+                                                                  f"{field.name.upper()} must be a whole number")
             else:
                 kwargs[field.name] = str(raw).strip()
         return cls(**kwargs)

@@ -143,7 +143,7 @@ def pool_status(app, number: str, status: str) -> None:
     from masking import pool
 
     with app.app_context():
-        pool.set_status(db.session(), number, status, "IN")
+        pool.find(db.session(), number, "IN").status = status
         db.session.commit()
 
 

@@ -12,6 +12,7 @@ from masking import attempts, charts, explain, overview
 from masking import pool as pool_rules
 from masking.models import MaskAttempt
 from masking.web.extensions import db
+from tests.api_helpers import pool_status
 from tests.conftest import PARTIES, POOL, add_pool
 from tests.dashboard_helpers import HX, assert_no_inline_code, logged_in_client, make_user, text_of
 
@@ -98,9 +99,7 @@ def test_busiest_agents_last_seven_days(app):
 
 def test_pool_use_counts_numbers_serving_a_live_mask(app, client, clock, account):
     add_pool(app, *POOL[:3])
-    with app.app_context():
-        pool_rules.set_status(db.session(), POOL[2], "reserved", "IN")
-        db.session.commit()
+    pool_status(app, POOL[2], "reserved")
     made = []
     for i in range(2):
         body = client.post("/api/v2/Masking/set", json={**account, "m1": PARTIES[10 + i], "m2": PARTIES[20 + i],

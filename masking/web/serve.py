@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         settings = for_launcher(os.environ)
-        check_environment(os.environ)  # the app's settings: SettingsError, a ValueError
-    except ValueError as exc:
+        check_environment(os.environ)  # the app's settings
+    except SettingsError as exc:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
     if args == ["--check"]:

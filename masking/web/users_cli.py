@@ -67,14 +67,15 @@ def create(username, role):
         users.check_username(username)
     except users.UserError as exc:
         raise click.ClickException(str(exc)) from None
+    taken = click.ClickException(f"a user named {users.normalise_username(username)!r} already exists")
     if users.find(db.session(), username) is not None:
-        raise click.ClickException(f"a user named {users.normalise_username(username)!r} already exists")
+        raise taken
     password = _read_password()
     try:
         with _change():
             user = administration.create_user(db.session(), None, username, password, role, now())
     except IntegrityError:  # created by another connection since the check above (on PostgreSQL)
-        raise click.ClickException(f"a user named {users.normalise_username(username)!r} already exists") from None
+        raise taken from None
     click.echo(f"created {user.role} {user.username!r}; log in at the dashboard's /login")
 
 

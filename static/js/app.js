@@ -68,7 +68,7 @@
   }
   document.addEventListener("click", function (event) {
     var field = event.target;
-    if (field.matches && field.matches("input[data-held][type='radio'], input[data-held][type='checkbox']")) {
+    if (field.matches && field.matches(CHOICES) && field.hasAttribute("data-held")) {
       event.preventDefault();  // the browser puts the previous check back; no change event follows
     }
   }, true);
