@@ -87,6 +87,10 @@ def _without_password(text: str) -> str:
     return _PASSWORD.sub(r"\1***@", text)
 
 
+# (backend, driver) pairs as SQLAlchemy names them: the defaults we ship, and psycopg written out.
+SUPPORTED_DRIVERS = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
+
+
 def database_url(raw) -> str:
     """DATABASE_URL as SQLAlchemy takes it (``postgres://`` and ``postgresql://`` become psycopg 3):
     a SQLite or PostgreSQL URL SQLAlchemy can parse. Nothing is connected."""
@@ -97,12 +101,17 @@ def database_url(raw) -> str:
 
     text = (_text(raw) or "").strip()
     try:
-        backend = make_url(normalise_database_url(text)).get_backend_name() if text else None
+        url = make_url(normalise_database_url(text)) if text else None
     except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
-        backend = None
+        url = None
+    backend = url.get_backend_name() if url is not None else None
     if backend not in ("sqlite", "postgresql"):
         raise SettingsError("DATABASE_URL must be a SQLite or PostgreSQL URL (sqlite:///path/to/file.db, "
                             f"postgresql://user@host/db), got {shown(_without_password(text) if text else _text(raw))}")
+    # masking/driver.py talks to these two drivers directly; any other would fail only at the first query.
+    if (backend, url.get_driver_name()) not in SUPPORTED_DRIVERS:
+        raise SettingsError("DATABASE_URL must use the drivers the service ships with (sqlite:// is Python's sqlite3, postgresql:// "
+                            f"is psycopg 3; no other +driver), got {shown(_without_password(text))}")
     return normalise_database_url(text)
 
 

@@ -1,9 +1,13 @@
 import logging
 from logging.config import fileConfig
 
+import click
 from flask import current_app
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from alembic import context
+
+from masking import readiness
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -91,7 +95,12 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    try:
+        connection = connectable.connect()
+    except (OperationalError, InterfaceError) as exc:
+        # One line for the operator (make run migrates first), not a traceback.
+        raise click.ClickException(readiness.problem_of(exc)) from None
+    with connection:
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

@@ -119,6 +119,24 @@ def test_a_number_out_of_range_is_refused(clean_env, name, bad, expected):
     assert refusal_of_check_environment() == expected
 
 
+DRIVER = ("DATABASE_URL must use the drivers the service ships with (sqlite:// is Python's sqlite3, "
+          "postgresql:// is psycopg 3; no other +driver)")
+
+
+@pytest.mark.parametrize("bad", ["postgresql+psycopg2://u@h/db", "postgresql+asyncpg://u@h/db",
+                                 "postgresql+nosuchdriver://u@h/db", "sqlite+pysqlcipher:///x.db",
+                                 "sqlite+aiosqlite:///x.db"])
+def test_a_driver_the_service_does_not_use_is_refused_before_any_connection(clean_env, bad):
+    """masking/driver.py talks to sqlite3 and psycopg 3 directly; another driver (even an installed
+    one) would fail only at the first query, with a traceback."""
+    clean_env.setenv("DATABASE_URL", bad)
+    assert refusal_of_create_app() == refusal_of_check_environment() == f"{DRIVER}, got {bad!r}"
+    clean_env.setenv("DATABASE_URL", "postgresql+psycopg://u:hunter2@h/db")  # the driver written out is fine
+    check_environment(os.environ)
+    clean_env.setenv("DATABASE_URL", "postgresql+psycopg2://u:hunter2@h/db")
+    assert refusal_of_check_environment() == f"{DRIVER}, got 'postgresql+psycopg2://u:***@h/db'"
+
+
 def test_a_long_value_is_cut_and_a_password_is_not_shown(clean_env):
     clean_env.setenv("API_MAX_BODY_BYTES", "9" * 5000)  # also: no int() of 5000 digits
     assert refusal_of_create_app() == f"{BODY}, got {'9' * 40!r}... (5000 characters)"
@@ -176,6 +194,7 @@ GOOD = [  # variable, value, config key, value in app.config
     ("MASKING_API_READ_TIMEOUT", "2.", "MASKING_API_READ_TIMEOUT", 2.0),
     ("DATABASE_URL", "sqlite://", "SQLALCHEMY_DATABASE_URI", "sqlite://"),
     ("DATABASE_URL", "postgres://u@h/db", "SQLALCHEMY_DATABASE_URI", "postgresql+psycopg://u@h/db"),
+    ("DATABASE_URL", "sqlite+pysqlite:///x.db", "SQLALCHEMY_DATABASE_URI", "sqlite+pysqlite:///x.db"),
     ("DATABASE_URL", "postgresql://u:p@h:5432/db", "SQLALCHEMY_DATABASE_URI", "postgresql+psycopg://u:p@h:5432/db"),
     ("GEO_MATCH", " off ", None, None),
     ("COOLOFF_SECONDS", "0", None, None),

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, g, request
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.http import generate_etag
 
-from masking import accounts, driver, errors, service
+from masking import accounts, driver, errors, readiness, service
 from masking.clock import iso_utc
 from masking.db import write_transaction
 from masking.errors import MaskingError
@@ -258,13 +258,13 @@ def dispatch(endpoint: str):
         if exc.code == errors.METHOD_NOT_ALLOWED:
             response.headers["Allow"] = "POST, OPTIONS"
         return response
-    except OperationalError as exc:
-        _roll_back_session()
-        log.error("database unavailable on %s: %s", call.endpoint, exc.__class__.__name__)
-        return failure(MaskingError(errors.DB_UNAVAILABLE, "the database is not reachable; try again shortly"))
     except SQLAlchemyError as exc:
         _roll_back_session()
         # No traceback: the error's text may carry the row's values (phone numbers).
+        problem = readiness.problem_of(exc)  # down, locked or not migrated
+        if problem is not None:
+            log.error("database unavailable on %s: %s", call.endpoint, problem)
+            return failure(MaskingError(errors.DB_UNAVAILABLE, "the database is not reachable; try again shortly"))
         log.error("database error on %s: %s", call.endpoint, driver.describe_error(exc))
         return failure(MaskingError(errors.SERVER_ERROR))
     except Exception:

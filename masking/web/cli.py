@@ -1,6 +1,7 @@
 """Operator commands: ``flask --app app pool ...``, ``api-user ...``, ``sweep``.
 
-Bad arguments end with a one-line error and exit status 1 (2 for usage), never a traceback.
+Bad arguments end with a one-line error and exit status 1 (2 for usage), never a traceback;
+so does a database that cannot be reached or was never migrated (``OperatorGroup``).
 Changes go through ``masking.administration``, as the dashboard's do: each runs in one write
 transaction with its audit entry (actor "command line"). Reserving a reserved number (and the
 like) or revoking a revoked account changes nothing, writes no audit entry and exits 0, so
@@ -15,17 +16,40 @@ import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from masking import accounts, administration, pool, service
+from masking import accounts, administration, pool, readiness, service
 from masking.clock import iso_utc
 from masking.db import write_transaction
 from masking.humanize import count
 from masking.models import ApiAccount, PoolStatus
 from masking.web.extensions import db, now as utcnow, settings
 
-pool_cli = AppGroup("pool", help="Manage the pool of masking numbers.")
-api_user_cli = AppGroup("api-user", help="Manage API accounts (userId and token).")
+
+
+class _ReportsDatabaseProblems:
+    """A database that is down or not migrated ends the command with one line (readiness.problem_of)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as exc:
+            problem = readiness.problem_of(exc)
+            if problem is None:
+                raise
+            raise click.ClickException(problem) from None
+
+
+class OperatorGroup(_ReportsDatabaseProblems, AppGroup):
+    """A group of operator commands (every command under it runs with the app context)."""
+
+
+class OperatorCommand(_ReportsDatabaseProblems, click.Command):
+    """A single operator command."""
+
+
+pool_cli = OperatorGroup("pool", help="Manage the pool of masking numbers.")
+api_user_cli = OperatorGroup("api-user", help="Manage API accounts (userId and token).")
 
 
 # Two commands (or an admin page) adding the same number at the same moment: the unique index
@@ -176,7 +200,7 @@ def api_user_list():
         click.echo(f"{account.user_id}  {state:<10}  {account.name}")
 
 
-@click.command("sweep")
+@click.command("sweep", cls=OperatorCommand)
 @with_appcontext  # a plain click command: app.cli alone (as in the test runner) pushes no app context
 def sweep_command():
     """Delete leases whose time has passed (housekeeping; expiry never waits for it)."""

@@ -35,20 +35,23 @@ HTTPS), plus those of ``masking.web.service_client``.
 from __future__ import annotations
 
 import importlib
+import logging
 from datetime import timedelta
 
-from flask import Flask, Response, current_app, render_template, request
+from flask import Flask, Response, current_app, g, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import SQLAlchemyError
 
-from masking import humanize
+from masking import humanize, readiness
 from masking.settings import flag, session_idle_minutes
 from masking.web import api
 from masking.web import htmx as htmx_helpers
 from masking.web import service_client
-from masking.web.extensions import now, settings
+from masking.web.extensions import db, now, settings
 
 csrf = CSRFProtect()
+log = logging.getLogger("masking.dashboard")
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -127,13 +130,14 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_failed)
     for code in (403, 404, 405):
         app.register_error_handler(code, _error_page)
+    app.register_error_handler(SQLAlchemyError, _database_problem)
 
 
 def _template_globals() -> dict:
     from flask_login import current_user
 
     nav = []
-    if current_user.is_authenticated:
+    if not g.get("database_down") and current_user.is_authenticated:
         nav = [(endpoint, label) for endpoint, label, roles in NAV
                if current_user.role in roles and endpoint in current_app.view_functions]
     return {"nav": nav, "timezone_name": settings().timezone}
@@ -185,3 +189,20 @@ def _error_page(error):
         return error
     title, message = _ERRORS.get(code, ("Error", "Something went wrong."))
     return render_template("error.html", code=code, title=title, message=message), code
+
+
+def _database_problem(error: SQLAlchemyError):
+    """A page whose database is down or not migrated: a 503 that says so, not a bare 500.
+    Any other database error goes on to Flask's 500 (logged, with the query's values hidden)."""
+    problem = readiness.problem_of(error)
+    if problem is None or request.blueprint == "api":  # the API answers in its own envelope
+        raise error
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        pass  # the connection is gone: nothing to undo
+    log.error("page %s not served: %s", request.path, problem)
+    g.database_down = True  # base.html and the navigation must not ask the database who is logged in
+    return render_template("error.html", code=503, title="The database is not available",
+                           message="The dashboard cannot use its database right now, so nothing was saved or "
+                                   "shown. Try again in a minute; if it keeps happening, tell an admin."), 503

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from masking import readiness
 from masking.errors import CODES
 from masking.service import LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, MAX_EVENT_ID
 from masking.settings import MaskingSettings
@@ -339,7 +340,8 @@ def _schemas(settings: MaskingSettings) -> dict:
         "Health": {
             "type": "object",
             "required": ["status"],
-            "properties": {"status": {"type": "string", "enum": ["ok", "error"]}, "message": {"type": "string"}},
+            "properties": {"status": {"type": "string", "enum": ["ok", "error"]}, "message": {"type": "string"},
+                           "detail": {"type": "string"}},
         },
     }
 
@@ -517,13 +519,18 @@ def _fixed_paths() -> dict:
         "/healthz": {"get": {
             "tags": ["Health"],
             "operationId": "healthz",
-            "summary": "Readiness: is the database reachable?",
-            "description": "Not in the vendor's envelope: `{\"status\":\"ok\"}` or 503.",
+            "summary": "Readiness: does the database answer, with this version's schema?",
+            "description": "Not in the vendor's envelope: `{\"status\":\"ok\"}` or 503. A database that answers but was "
+                           "never migrated, or is behind the code, is not ready: `message` is `database not migrated` "
+                           "and `detail` says what to run.",
             "responses": {
-                "200": {"description": "The database answers.", "content": {"application/json": {
+                "200": {"description": "The database answers and is migrated.", "content": {"application/json": {
                     "schema": _ref("Health"), "example": {"status": "ok"}}}},
-                "503": {"description": "The database does not answer.", "content": {"application/json": {
-                    "schema": _ref("Health"), "example": {"status": "error", "message": "database unreachable"}}}},
+                "503": {"description": "The database does not answer, or is not migrated.", "content": {"application/json": {
+                    "schema": _ref("Health"), "examples": {
+                        "unreachable": {"value": {"status": "error", "message": "database unreachable"}},
+                        "not_migrated": {"value": {"status": "error", "message": "database not migrated",
+                                                   "detail": readiness.NOT_MIGRATED}}}}}},
             },
         }},
         "/api/v2/openapi.json": {"get": {

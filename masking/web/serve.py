@@ -82,8 +82,10 @@ def _first_run_hint(app, url: str) -> None:
         with app.app_context():
             empty = users.count(db.session()) == 0
             db.engine.dispose()
-    except Exception as exc:  # the servers will report a broken setup themselves
-        print(f"serve: could not check for users ({exc.__class__.__name__})", file=sys.stderr)
+    except Exception as exc:  # the servers report a broken setup too; say here what it is
+        from masking.readiness import problem_of
+
+        print(f"serve: could not check for users: {problem_of(exc) or exc.__class__.__name__}", file=sys.stderr)
         return
     print(f"\n  Dashboard: {url}", file=sys.stderr)
     if empty:

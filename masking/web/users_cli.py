@@ -14,16 +14,16 @@ import sys
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 
 from masking import administration, users
 from masking.db import write_transaction
 from masking.humanize import count
 from masking.models import User
+from masking.web.cli import OperatorGroup
 from masking.web.extensions import db, now
 
-users_cli = AppGroup("users", help="Manage dashboard users (agents, supervisors, admins).")
+users_cli = OperatorGroup("users", help="Manage dashboard users (agents, supervisors, admins).")
 
 
 def _read_password(confirm: bool = True) -> str:

@@ -106,6 +106,8 @@
       showProblem("You are not allowed to do that with your role.");
     } else if (status === 404) {
       showProblem("That item no longer exists. Reload the page to see the current state.");
+    } else if (status === 503) {
+      showProblem("The dashboard cannot use its database right now; nothing was saved. What you typed is still here: try again in a minute.");
     } else {
       showProblem("Something went wrong on the server (" + status + "). Try again; if it keeps happening, tell an admin.");
     }

@@ -290,6 +290,28 @@ def test_the_expiry_choice_is_held_while_the_form_is_on_its_way(ui, stack):
     page.unroute("**/masks")
 
 
+def test_a_database_outage_is_told_in_plain_words_and_the_typed_numbers_stay(ui, stack):
+    """The server answers a dashboard request 503 when its database is down or not migrated
+    (tests/test_database_readiness.py); here that answer is given to the page on purpose."""
+    page = ui.page
+    ui.login(stack.user("agent_outage"))
+    fill_phone(page, "m1", national(PARTIES[40]))
+    fill_phone(page, "m2", national(PARTIES[41]))
+    ui.allow(r"status of 503|Error Code 503")
+    page.route("**/masks", lambda route: route.fulfill(status=503, content_type="text/html", body="<h1>down</h1>"))
+    page.get_by_role("button", name="Mask these numbers").click()
+    expect(page.locator("#connection-problem")).to_have_text(
+        "The dashboard cannot use its database right now; nothing was saved. What you typed is still here: "
+        "try again in a minute.")
+    expect(phone_field(page, "m1")).to_have_value(national(PARTIES[40]))
+    expect(phone_field(page, "m2")).to_have_value(national(PARTIES[41]))
+    ui.shot("database down")
+    page.unroute("**/masks")
+    submit(page)  # the database is back: the same numbers, sent again
+    expect(page.locator("#mask-result").get_by_role("heading", name="Masked")).to_be_visible()
+    expect(page.locator("#connection-problem")).to_be_hidden()
+
+
 def test_end_with_confirmation_and_extend(ui, stack):
     page = ui.page
     ui.login(stack.user("agent_end"))
