@@ -124,21 +124,35 @@ def list_users(session: Session) -> list[User]:
 
 # ---------------------------------------------------------------- the pool
 
-def _report_detail(report: pool.ImportReport) -> str:
-    text = (f"{len(report.added)} added, {len(report.already_present)} already in the pool, "
-            f"{len(report.rejected)} rejected")
-    if report.added:
-        text += ": " + " ".join(report.added)
-    return text
+# An audit entry names at most this many numbers or lines of a list (an import may add 100,000).
+AUDIT_LIST_LIMIT = 50
+
+
+def _some(items: list) -> str:
+    shown = " ".join(str(item) for item in items[:AUDIT_LIST_LIMIT])
+    return shown + (f" and {len(items) - AUDIT_LIST_LIMIT} more" if len(items) > AUDIT_LIST_LIMIT else "")
+
+
+def _report_detail(report: pool.ImportReport, position: str = "line") -> str:
+    """'2 added (+91… +91…), 1 already in the pool, 2 rejected (lines 4 6)': which list is which."""
+    added = f"{len(report.added)} added" + (f" ({_some(report.added)})" if report.added else "")
+    rejected = f"{len(report.rejected)} rejected"
+    if report.rejected:
+        rejected += f" ({position}{'s' if len(report.rejected) > 1 else ''} {_some([at for at, _ in report.rejected])})"
+    return f"{added}, {len(report.already_present)} already in the pool, {rejected}"
 
 
 def add_numbers(session: Session, actor: User | None, numbers: list[str], now: datetime, default_region: str,
-                status: str = PoolStatus.ACTIVE) -> pool.ImportReport:
-    """``pool.add_numbers`` with its audit entry (rejected positions count from 1)."""
+                status: str = PoolStatus.ACTIVE, *, positions: list[int] | None = None,
+                position: str = "argument") -> pool.ImportReport:
+    """``pool.add_numbers`` with its audit entry. Rejections are reported at ``positions[i]`` for
+    the i-th number when given (the line it was typed on), else at i + 1."""
     report = pool.add_numbers(session, numbers, now, default_region, status)
+    if positions is not None:
+        report.rejected = [(positions[at - 1], reason) for at, reason in report.rejected]
     if report.added or report.already_present:
         audit.record(session, actor, POOL_ADD, now, target=count(len(report.added), "number"),
-                     detail=_report_detail(report))
+                     detail=_report_detail(report, position))
     return report
 
 
@@ -148,9 +162,8 @@ def add_typed_numbers(session: Session, actor: User | None, lines: list[str], no
     numbered = [(line_number, line.strip()) for line_number, line in enumerate(lines, start=1) if line.strip()]
     if not numbered:
         raise AdminError("Type at least one number, one per line.")
-    report = add_numbers(session, actor, [text for _, text in numbered], now, default_region, status)
-    report.rejected = [(numbered[position - 1][0], reason) for position, reason in report.rejected]
-    return report
+    return add_numbers(session, actor, [text for _, text in numbered], now, default_region, status,
+                       positions=[line_number for line_number, _ in numbered], position="line")
 
 
 def import_numbers(session: Session, actor: User | None, data: bytes, filename: str, now: datetime,

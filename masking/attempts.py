@@ -30,7 +30,7 @@ def digits(value: str | None) -> str | None:
     """Only the digits of ``value`` (for partial-number search), or None."""
     if not value:
         return None
-    only = "".join(ch for ch in str(value) if ch.isdigit())
+    only = "".join(str(int(ch)) for ch in str(value) if ch.isdecimal())  # any script's digits, as ASCII
     return only[:40] or None
 
 

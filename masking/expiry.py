@@ -81,7 +81,10 @@ def parse_instant(raw, zone: ZoneInfo, field: str = "expiry_time", code: int = B
             ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    try:
+        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it: no UTC instant
+        raise MaskingError(code, f"{field} {text[:40]!r} is outside the range of dates") from None
 
 
 def resolve_expiry(body: dict, now: datetime, *, zone: ZoneInfo, default_minutes: int | None,

@@ -57,13 +57,12 @@ from .attempts import status as attempt_status
 from .clock import local_midnight_utc
 from .explain import SHORT, code_label, short_label
 from .humanize import to_local
-from .models import AttemptAction, AttemptOutcome, MaskAttempt, User
+from .models import MAX_ROW_ID, AttemptAction, AttemptOutcome, MaskAttempt, User
 from .phone import redact
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 2000
 MAX_SEARCH_DIGITS = 15  # E.164 has at most 15 digits
-MAX_ID = 2**31 - 1  # ids are INTEGER columns
 MIN_SEARCH_DIGITS = 4  # fewer would match a large part of the table (and read it all to sort it)
 
 UNAVAILABLE = "unavailable"  # ACTIVE ... FAILED: the attempt statuses of masking.attempts
@@ -115,7 +114,7 @@ class Cursor:
         if not token:
             return None
         match = re.fullmatch(r"(\d{8}T\d{6}\.\d{6})_(\d{1,10})", token.strip())
-        if not match or int(match.group(2)) > MAX_ID:
+        if not match or int(match.group(2)) > MAX_ROW_ID:
             raise ValueError("not a page cursor")
         return cls(datetime.strptime(match.group(1), "%Y%m%dT%H%M%S.%f"), int(match.group(2)))
 
@@ -225,7 +224,7 @@ def search_digits(text: str) -> str:
     """The digits to search for: '+91 98765-43' -> '919876543'. ValueError in words otherwise."""
     if re.search(r"[^\d\s+\-().]", text):
         raise ValueError("use digits only (spaces, +, - and brackets are ignored).")
-    digits = re.sub(r"\D", "", text)
+    digits = "".join(str(int(ch)) for ch in text if ch.isdecimal())  # '٩٨٧' (any script) -> '987', as stored
     if not digits:
         raise ValueError("enter some digits.")
     if len(digits) > MAX_SEARCH_DIGITS:

@@ -35,6 +35,9 @@ from .db import Base
 
 E164 = String(16)  # '+' and at most 15 digits
 NEVER_ALLOCATED = datetime(1970, 1, 1)
+# Ids are Integer columns: 32-bit on PostgreSQL. A larger id asked for is refused before any query,
+# which PostgreSQL would answer "integer out of range".
+MAX_ROW_ID = 2**31 - 1
 
 
 class PoolStatus:

@@ -33,6 +33,18 @@ class ImportReport:
         }
 
 
+def pool_number(raw, default_region: str) -> str:
+    """``raw`` in E.164 if it can serve as a masking number, else PhoneNumberError in words.
+    A number of no one country (+800 freephone, +882 networks...) has no country to match, and
+    the ``country`` column holds a two-letter region."""
+    number = normalise(raw, default_region)
+    region = region_of(number)
+    if region is None or len(region) != 2 or not region.isalpha():
+        raise PhoneNumberError("is not a number of any one country (such as +800 or +882), so it cannot be a "
+                               "masking number")
+    return number
+
+
 def _status_of(raw: str | None) -> str:
     status = (raw or PoolStatus.ACTIVE).strip().lower() or PoolStatus.ACTIVE
     if status not in PoolStatus.ALL:
@@ -48,7 +60,7 @@ def add_numbers(session: Session, raw_numbers, now: datetime, default_region: st
     candidates = []
     for position, raw in enumerate(raw_numbers, start=1):
         try:
-            candidates.append((normalise(raw, default_region), status))
+            candidates.append((pool_number(raw, default_region), status))
         except PhoneNumberError as exc:
             report.rejected.append((position, f"{str(raw)[:MAX_IMPORT_LINE]!r} {exc}"))
     _add_all(session, candidates, now, report)
@@ -72,7 +84,7 @@ def _add_all(session: Session, candidates: list[tuple[str, str]], now: datetime,
             else:
                 fresh[number] = status
                 report.added.append(number)
-    rows = [{"number": number, "country": region_of(number) or "ZZ", "status": status, "allocation_count": 0,
+    rows = [{"number": number, "country": region_of(number), "status": status, "allocation_count": 0,
              "created_at": now, "last_allocated_at": NEVER_ALLOCATED} for number, status in fresh.items()]
     for start in range(0, len(rows), _BATCH):
         session.execute(insert(PoolNumber.__table__), rows[start:start + _BATCH])
@@ -110,7 +122,7 @@ def import_csv(session: Session, data: bytes | str, now: datetime, default_regio
                 report.rejected.append((line, "too many columns; expected number[,status]"))
                 continue
             try:
-                number = normalise(cells[0], default_region)
+                number = pool_number(cells[0], default_region)
             except PhoneNumberError as exc:
                 report.rejected.append((line, f"{cells[0][:MAX_IMPORT_LINE]!r} {exc}"))
                 continue

@@ -34,7 +34,7 @@ from .driver import DriverConnection, Statement, describe_error, read_timestamp
 from .errors import MaskingError, text_field
 from .expiry import END_NOW, parse_instant, resolve_expiry
 from .group_commit import run_write
-from .models import ActivePair, Masking, MaskingStatus, Route
+from .models import MAX_ROW_ID, ActivePair, Masking, MaskingStatus, Route
 from .phone import PhoneNumberError, normalise, normalise_field, redact, region_of
 from .settings import MaskingSettings
 
@@ -395,9 +395,9 @@ def read_id(raw, field: str = "id") -> int:
     if isinstance(raw, bool) or raw is None or raw == "":
         raise MaskingError(errors.INVALID_PARAMETERS, f"{field} is required" if raw in (None, "") else
                            f"{field} must be a whole number")
-    if isinstance(raw, str) and raw.strip().isdigit():
+    if isinstance(raw, str) and raw.strip().isdecimal() and len(raw.strip()) <= 20:  # isdecimal: int() takes it
         raw = int(raw.strip())
-    if not isinstance(raw, int) or raw < 1 or raw > 2**62:
+    if not isinstance(raw, int) or raw < 1 or raw > MAX_ROW_ID:
         raise MaskingError(errors.INVALID_PARAMETERS, f"{field} must be a positive whole number")
     return raw
 

@@ -140,7 +140,7 @@ def enable(session: Session, user: User) -> None:
 def load_session_user(session: Session, session_id: str) -> User | None:
     """The user behind Flask-Login's stored id ('<id>:<epoch>'), if that session is still valid."""
     user_id, _, epoch = (session_id or "").partition(":")
-    if not user_id.isdigit() or not epoch.isdigit():
+    if not user_id.isdecimal() or not epoch.isdecimal():
         return None
     user = session.get(User, int(user_id))
     if user is None or not user.is_active or user.session_epoch != int(epoch):

@@ -35,7 +35,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from masking import administration as admin
 from masking import audit, pool
 from masking.db import write_transaction
-from masking.models import ApiAccount, PoolNumber, PoolStatus, Role, User
+from masking.models import MAX_ROW_ID, ApiAccount, PoolNumber, PoolStatus, Role, User
 from masking.users import MIN_PASSWORD_LENGTH, ROLES
 from masking.web.auth import role_required
 from masking.web.dashboard import nav_item
@@ -165,7 +165,7 @@ def _user_action(user_id: int, act) -> object:
     return _users_page(notice=notice)
 
 
-@bp.post("/users/<int:user_id>/disable")
+@bp.post("/users/<id:user_id>/disable")
 @role_required(ADMIN)
 def disable_user(user_id: int):
     def act(user):
@@ -174,7 +174,7 @@ def disable_user(user_id: int):
     return _user_action(user_id, act)
 
 
-@bp.post("/users/<int:user_id>/enable")
+@bp.post("/users/<id:user_id>/enable")
 @role_required(ADMIN)
 def enable_user(user_id: int):
     def act(user):
@@ -183,7 +183,7 @@ def enable_user(user_id: int):
     return _user_action(user_id, act)
 
 
-@bp.post("/users/<int:user_id>/password")
+@bp.post("/users/<id:user_id>/password")
 @role_required(ADMIN)
 def reset_password(user_id: int):
     password = request.form.get("password") or ""
@@ -199,7 +199,7 @@ def reset_password(user_id: int):
     return _user_action(user_id, act)
 
 
-@bp.post("/users/<int:user_id>/role")
+@bp.post("/users/<id:user_id>/role")
 @role_required(ADMIN)
 def change_role(user_id: int):
     role = request.form.get("role") or ""
@@ -227,7 +227,7 @@ def _status_filter() -> str:
 
 def _pool_query() -> dict[str, str]:
     """The list's filter from the URL: status and digits (what the admin looks for)."""
-    digits = "".join(ch for ch in (request.args.get("digits") or "") if ch.isdigit())[:16]
+    digits = "".join(str(int(ch)) for ch in (request.args.get("digits") or "") if ch.isdecimal())[:16]
     return {key: value for key, value in (("status", _status_filter()), ("digits", digits)) if value}
 
 
@@ -351,7 +351,7 @@ def pool_import():
     return _import_answer(report=report, name=name)
 
 
-@bp.post("/pool/<int:number_id>/status")
+@bp.post("/pool/<id:number_id>/status")
 @role_required(ADMIN)
 def pool_status(number_id: int):
     number = db.session.get(PoolNumber, number_id)
@@ -427,7 +427,7 @@ def create_credential():
     return response
 
 
-@bp.post("/credentials/<int:account_id>/revoke")
+@bp.post("/credentials/<id:account_id>/revoke")
 @role_required(ADMIN)
 def revoke_credential(account_id: int):
     account = db.session.get(ApiAccount, account_id)
@@ -461,7 +461,8 @@ def _query_text(name: str, limit: int) -> str:
 def audit_log():
     actor, action = _query_text("actor", 64), _query_text("action", 40)
     before_text = request.args.get("before") or ""
-    before = int(before_text) if before_text.isdigit() and len(before_text) < 19 else None
+    before = int(before_text) if before_text.isdecimal() and len(before_text) < 19 else None
+    before = before if before is not None and before <= MAX_ROW_ID else None
     session = db.session()
     page = admin.audit_page(session, actor=actor or None, action=action or None, before=before,
                             limit=AUDIT_PAGE_SIZE)

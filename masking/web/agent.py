@@ -60,7 +60,7 @@ class MaskForm:
         A form error goes to ``errors['expiry']`` (the request is then not sent)."""
         if self.expiry == "custom":
             text = self.custom_minutes
-            if not text.isdigit() or int(text) < 1:
+            if not text.isdecimal() or int(text) < 1:  # isdecimal: int() takes it (not '²')
                 self.errors["expiry"] = "Enter the number of minutes as a whole number, 1 or more."
                 return {}, None
             return {"expiry_duration": int(text)}, int(text)
@@ -163,7 +163,7 @@ def my_masks():
     return render("agent/index.html", "agent/_masks.html", **_context(masks=_my_masks()))
 
 
-@bp.post("/masks/<int:attempt_id>/end")
+@bp.post("/masks/<id:attempt_id>/end")
 @role_required(*EVERYONE)
 def end(attempt_id: int):
     target = _own_mask(attempt_id)
@@ -171,12 +171,12 @@ def end(attempt_id: int):
     return _masks(notice, is_error)
 
 
-@bp.post("/masks/<int:attempt_id>/extend")
+@bp.post("/masks/<id:attempt_id>/extend")
 @role_required(*EVERYONE)
 def extend(attempt_id: int):
     target = _own_mask(attempt_id)
     text = (request.form.get("minutes") or "").strip()
-    if not text.isdigit() or not 1 <= int(text) <= settings().max_expiry_minutes:
+    if not text.isdecimal() or len(text) > 9 or not 1 <= int(text) <= settings().max_expiry_minutes:
         return _masks(f"Choose how long the mask for {phone(target.mask)} should last from now.", True)
     notice, is_error = _change(target, AttemptAction.EXTEND, int(text))
     return _masks(notice, is_error)

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import generate_etag
 
 from masking import accounts, driver, errors, readiness, service
@@ -99,7 +100,11 @@ def read_body() -> dict:
     if request.content_length is not None and request.content_length > limit:
         raise MaskingError(errors.TOO_LARGE, f"the body must be at most {limit} bytes")
     if request.mimetype == "multipart/form-data":
-        return _non_empty(request.form.to_dict())
+        request.max_content_length = limit  # also for a chunked body, which has no Content-Length
+        try:
+            return _non_empty(request.form.to_dict())
+        except RequestEntityTooLarge:
+            raise MaskingError(errors.TOO_LARGE, f"the body must be at most {limit} bytes") from None
     raw = request.stream.read(limit + 1)
     if len(raw) > limit:
         raise MaskingError(errors.TOO_LARGE, f"the body must be at most {limit} bytes")
@@ -117,7 +122,20 @@ def read_body() -> dict:
         value = _form(text)
     if not isinstance(value, dict):
         raise MaskingError(errors.INVALID_REQUEST_DATA, "the body must be a JSON object")
+    if "\\u" in text and not _encodable(value):
+        raise MaskingError(errors.INVALID_REQUEST_DATA, "the body holds a \\u escape that is not a character "
+                                                        "(a lone surrogate such as \\ud800)")
     return _non_empty(value)
+
+
+def _encodable(value) -> bool:
+    """Can every string in ``value`` be written as UTF-8? JSON's \\ud800 escape makes one that cannot,
+    and it would fail later, wherever the text is hashed, logged or stored."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _form(text: str) -> dict:
@@ -271,6 +289,20 @@ def dispatch(endpoint: str):
         _roll_back_session()
         log.exception("unexpected error on %s", call.endpoint)
         return failure(MaskingError(errors.SERVER_ERROR))
+
+
+def refused_by_routing(status: int) -> Response:
+    """An API path that Flask's routing refused before ``dispatch`` ran: a method no route takes
+    (PROPFIND), or a path the route cannot match (one with a newline). The same envelope and log
+    line as ``dispatch`` gives (the dashboard's error pages call this for such paths)."""
+    endpoint = "".join(ch if ch.isprintable() else "?" for ch in request.path[len(PATH_PREFIX):][:60])  # one log line
+    g.api_call = Call(endpoint.strip("/").lower(), time.perf_counter())
+    if status == 405:
+        response = failure(MaskingError(errors.METHOD_NOT_ALLOWED, f"use POST, not {request.method[:20]}"))
+        response.headers["Allow"] = "POST, OPTIONS"
+    else:
+        response = failure(MaskingError(errors.UNKNOWN_ENDPOINT, f"no endpoint {PATH_PREFIX}{endpoint}"))
+    return log_call(response)  # no blueprint matched, so the API's after_request does not run
 
 
 @bp.after_request

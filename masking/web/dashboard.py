@@ -42,8 +42,10 @@ from flask import Flask, Response, current_app, g, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.routing import IntegerConverter
 
 from masking import humanize, readiness
+from masking.models import MAX_ROW_ID
 from masking.settings import flag, session_idle_minutes
 from masking.web import api
 from masking.web import htmx as htmx_helpers
@@ -108,8 +110,17 @@ class DashboardSessionInterface(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
+class RowId(IntegerConverter):
+    """``<id:name>`` in a route: a row id, 1 to MAX_ROW_ID (what the id columns hold on both
+    databases); anything else is a 404 before the view, never an overflow in the query."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        super().__init__(url_map, min=1, max=MAX_ROW_ID)
+
+
 def init_app(app: Flask) -> None:
     configure(app)
+    app.url_map.converters["id"] = RowId  # before the blueprints' routes are bound
     app.session_interface = DashboardSessionInterface()
     from masking.web import auth
 
@@ -187,6 +198,8 @@ def _error_page(error):
     code = getattr(error, "code", 500)
     if request.blueprint == "api":
         return error
+    if request.path.startswith(api.PATH_PREFIX):  # refused by routing, before the API's dispatch
+        return api.refused_by_routing(code)
     title, message = _ERRORS.get(code, ("Error", "Something went wrong."))
     return render_template("error.html", code=code, title=title, message=message), code
 

@@ -75,7 +75,7 @@ def _row_context(revealed: int | None = None) -> dict:
             "failure": history.failure_label, "redact": redact}
 
 
-@bp.post("/history/<int:attempt_id>/reveal")
+@bp.post("/history/<id:attempt_id>/reveal")
 @role_required(*ROLES)
 def reveal(attempt_id: int):
     session = db.session()
