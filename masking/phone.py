@@ -42,6 +42,8 @@ def normalise(value, default_region: str) -> str:
         raise PhoneNumberError("is not a valid phone number")
     if parsed.extension:  # a call cannot be routed to an extension; don't drop it silently
         raise PhoneNumberError("must not have an extension")
+    if any(ch.isalpha() for ch in text):  # the parser drops a stray letter (or spells a word as digits): a typo
+        raise PhoneNumberError("has letters in it; type digits only")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

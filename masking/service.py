@@ -143,8 +143,14 @@ def create_masking(conn: DriverConnection, account: Principal, request: SetReque
 
 # The allocation's statements, at the driver level (masking.driver): inside SQLite's write
 # lock every microsecond counts, and on PostgreSQL every statement is a round trip.
+# One row: the pair's masking and whether it is live (NULLs when there is none), and which of
+# the parties, if any, is one of our own masking numbers (active or reserved: a retired one may
+# be someone's real number again). A masking number as a party would loop calls back into us.
 _FIND_PAIR = Statement("""
-    SELECT masking_id, expires_at > :now FROM active_pairs WHERE party_low = :low AND party_high = :high
+    SELECT pair.masking_id, pair.expires_at > :now,
+           (SELECT min(number) FROM pool_numbers WHERE number IN (:m1, :m2) AND status <> 'retired')
+    FROM (SELECT 1 AS one) AS one
+    LEFT JOIN active_pairs AS pair ON pair.party_low = :low AND pair.party_high = :high
 """)
 # The expiry test stays in the DELETE: on PostgreSQL a concurrent allocation may have replaced
 # the dead pair with a live one since we looked.
@@ -246,8 +252,12 @@ def _allocate(conn: DriverConnection, params: dict, settings: MaskingSettings) -
         pair = conn.first(_FIND_PAIR, params)
     else:
         pair = conn.first(_DROP_DEAD_ROUTES_FIND_PAIR, params)
-    if pair is not None:
-        masking_id, live = pair
+    masking_id, live, pooled = pair
+    if pooled is not None:
+        field = "m1" if pooled == params["m1"] else "m2"
+        raise MaskingError(errors.INVALID_PARAMETERS, f"{field} is one of this service's masking numbers "
+                                                      f"({pooled}); give the party's own number")
+    if masking_id is not None:
         if live:
             raise _pair_active(conn, params["account_id"], masking_id)
         conn.execute(_DROP_DEAD_PAIR, params)

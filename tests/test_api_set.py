@@ -179,6 +179,24 @@ def test_foreign_party_is_accepted_in_e164(client, account, pool_of_three, now):
     assert data["m2"] == "+442079460958"
 
 
+@pytest.mark.parametrize("field", ["m1", "m2"])
+@pytest.mark.parametrize("status", ["active", "reserved"])
+def test_one_of_our_masking_numbers_as_a_party_is_1000(client, account, pool_of_three, now, field, status):
+    """A call to the party would come back into the service: refused, whatever notation it is typed in."""
+    pool_status(client.application, POOL[1], status)
+    payload = body(account, m1=A, m2=B)
+    payload[field] = "080 4123 4501"  # POOL[1], nationally
+    said = err(client, SET, payload, 1000)["detail"]
+    assert said == f"{field} is one of this service's masking numbers ({POOL[1]}); give the party's own number"
+    assert count(client.application, Masking) == 0
+
+
+def test_a_retired_masking_number_may_be_a_party(client, account, pool_of_three, now):
+    """A retired number may have gone back to the carrier and to a new subscriber."""
+    pool_status(client.application, POOL[2], "retired")
+    assert set_masking(client, account, A, POOL[2])["m2"] == POOL[2]
+
+
 def test_validation_order_numbers_then_sameness_then_expiry(client, account, pool_of_three, now):
     assert err(client, SET, body(account, m1="12", m2="12", expiry_duration="x"), 1000)["detail"].startswith("m1")
     err(client, SET, body(account, m1=A, m2=A, expiry_duration="x"), 1501)

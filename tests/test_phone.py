@@ -63,6 +63,8 @@ def test_default_region_is_used_for_national_numbers_only():
     ("+999 1234567", "is not"),
     ("9876543210 ext. 12", "must not have an extension"),
     ("+91 98765 43210 x12", "must not have an extension"),
+    ("98 76 5A 43210", "has letters in it; type digits only"),  # the parser would drop the A
+    ("1-800-FLOWERS", "has letters in it"),  # spelt as digits by the parser: not what was typed
 ])
 def test_refusals_say_why(value, reason):
     with pytest.raises(PhoneNumberError) as caught:
