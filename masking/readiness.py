@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from .driver import describe_error
@@ -53,11 +54,16 @@ def is_missing_schema(exc: BaseException) -> bool:
     return getattr(orig, "sqlstate", None) in _MISSING_SQLSTATES or str(orig).startswith(_MISSING_SQLITE)
 
 
-def problem_of(exc: BaseException) -> str | None:
+def problem_of(exc: BaseException, database_url: str | None = None) -> str | None:
     """One line for an error that means the database is unreachable or not migrated; None when
-    the error is about something else (a constraint, a bug), which the caller handles as before."""
+    the error is about something else (a constraint, a bug), which the caller handles as before.
+    With ``database_url`` the line names the database (without its password): an operator whose
+    terminal lacks the server's DATABASE_URL sees at once that it is another database."""
+    database = "the database"
+    if database_url:
+        database += f" {make_url(database_url).render_as_string(hide_password=True)}"
     if is_missing_schema(exc):
-        return f"the database is not migrated to this version ({describe_error(exc)}): {RUN_MIGRATE}"
+        return f"{database} is not migrated to this version ({describe_error(exc)}): {RUN_MIGRATE}"
     if isinstance(exc, (OperationalError, InterfaceError)):  # refused, unknown host, cannot open, locked
-        return f"cannot use the database ({describe_error(exc)})"
+        return f"cannot use {database} ({describe_error(exc)}): check DATABASE_URL and that the database is up"
     return None

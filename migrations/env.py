@@ -99,7 +99,8 @@ def run_migrations_online():
         connection = connectable.connect()
     except (OperationalError, InterfaceError) as exc:
         # One line for the operator (make run migrates first), not a traceback.
-        raise click.ClickException(readiness.problem_of(exc)) from None
+        url = connectable.url.render_as_string(hide_password=False)  # problem_of hides the password
+        raise click.ClickException(readiness.problem_of(exc, url)) from None
     with connection:
         context.configure(
             connection=connection,

@@ -24,7 +24,7 @@ from tests.conftest import BACKENDS, PARTIES, ROOT, TEST_DATABASE_URL, _worker_s
 
 MIGRATIONS = ROOT / "migrations"
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x"  # nothing listens on port 1
-NOT_MIGRATED_LINE = ("Error: the database is not migrated to this version ({what}): run "
+NOT_MIGRATED_LINE = ("Error: the database {url} is not migrated to this version ({what}): run "
                      "`.venv/bin/flask --app app db upgrade` (make run does it)\n")
 MISSING_USERS = {"sqlite": "OperationalError SQLITE_ERROR: no such table: users",
                  "postgresql": 'UndefinedTable 42P01: relation "users" does not exist'}
@@ -154,30 +154,36 @@ def test_an_operator_command_on_a_database_never_migrated_says_so_in_one_line(em
     result = empty_app.test_cli_runner().invoke(args=command)
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and result.stdout == ""
-    what = MISSING_USERS[backend_of(str(empty_app.config["SQLALCHEMY_DATABASE_URI"]))].replace("users", table)
-    assert result.stderr == NOT_MIGRATED_LINE.format(what=what)
+    url = empty_app.config["SQLALCHEMY_DATABASE_URI"]
+    what = MISSING_USERS[backend_of(url)].replace("users", table)
+    assert result.stderr == NOT_MIGRATED_LINE.format(url=url, what=what)
 
 
 def test_an_operator_command_on_an_unreachable_database_says_so_in_one_line():
     application = create_app({"TESTING": True, "DATABASE_URL": UNREACHABLE, "SECRET_KEY": "readiness"})
     result = application.test_cli_runner().invoke(args=["pool", "list"])
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: cannot use the database (OperationalError: connection failed: ")
-    assert "Connection refused" in result.stderr and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("Error: cannot use the database postgresql+psycopg://postgres@127.0.0.1:1/x "
+                                    "(OperationalError: connection failed: ")
+    assert result.stderr.endswith("Connection refused): check DATABASE_URL and that the database is up\n")
+    assert result.stderr.count("\n") == 1
 
 
 def test_db_upgrade_on_an_unreachable_database_says_so_in_one_line(tmp_path):
-    env = {**os.environ, "DATABASE_URL": UNREACHABLE, "SECRET_KEY": "readiness"}
+    env = {**os.environ, "DATABASE_URL": UNREACHABLE.replace("postgres@", "postgres:hunter2@"), "SECRET_KEY": "readiness"}
     result = subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "app", "db", "upgrade"], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert result.stderr.splitlines()[-1].startswith("Error: cannot use the database (OperationalError: ")
+    assert result.stderr.splitlines()[-1].startswith(
+        "Error: cannot use the database postgresql+psycopg://postgres:***@127.0.0.1:1/x (OperationalError: ")
+    assert "hunter2" not in result.stderr
 
 
 def test_the_launcher_says_why_it_could_not_look_for_users(empty_app, capsys):
     from masking.web import serve
 
     serve._first_run_hint(empty_app, "http://127.0.0.1:5000/")
-    what = MISSING_USERS[backend_of(str(empty_app.config["SQLALCHEMY_DATABASE_URI"]))]
-    assert capsys.readouterr().err == f"serve: could not check for users: {NOT_MIGRATED_LINE.format(what=what)[7:]}"
+    url = empty_app.config["SQLALCHEMY_DATABASE_URI"]
+    what = MISSING_USERS[backend_of(url)]
+    assert capsys.readouterr().err == f"serve: could not check for users: {NOT_MIGRATED_LINE.format(url=url, what=what)[7:]}"

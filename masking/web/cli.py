@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import AppGroup, ScriptInfo, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -34,10 +34,16 @@ class _ReportsDatabaseProblems:
         try:
             return super().invoke(ctx)
         except SQLAlchemyError as exc:
-            problem = readiness.problem_of(exc)
+            problem = readiness.problem_of(exc, _database_url(ctx))
             if problem is None:
                 raise
             raise click.ClickException(problem) from None
+
+
+def _database_url(ctx: click.Context) -> str | None:
+    """The URL of the app's database (the app context is gone once the command has failed)."""
+    info = ctx.find_object(ScriptInfo)
+    return info.load_app().config.get("SQLALCHEMY_DATABASE_URI") if info is not None else None
 
 
 class OperatorGroup(_ReportsDatabaseProblems, AppGroup):

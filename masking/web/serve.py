@@ -85,7 +85,8 @@ def _first_run_hint(app, url: str) -> None:
     except Exception as exc:  # the servers report a broken setup too; say here what it is
         from masking.readiness import problem_of
 
-        print(f"serve: could not check for users: {problem_of(exc) or exc.__class__.__name__}", file=sys.stderr)
+        problem = problem_of(exc, app.config.get("SQLALCHEMY_DATABASE_URI"))
+        print(f"serve: could not check for users: {problem or exc.__class__.__name__}", file=sys.stderr)
         return
     print(f"\n  Dashboard: {url}", file=sys.stderr)
     if empty:
