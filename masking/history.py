@@ -133,6 +133,7 @@ class HistoryQuery:
     before: Cursor | None = None  # older than this (next page)
     after: Cursor | None = None  # newer than this (previous page)
     notice: str | None = None  # a problem that did not stop the search (a bad page link)
+    dates_read: frozenset[str] = frozenset()  # start/end fields holding a date (their pickers can show it)
 
     @property
     def ok(self) -> bool:
@@ -200,7 +201,7 @@ def parse(args: Mapping[str, str], *, session: Session, zone: ZoneInfo) -> Histo
             except ValueError as exc:
                 errors[name] = f"{label}: {exc}"
 
-    query = HistoryQuery(form=form, filters=Filters(**values), errors=errors)
+    query = HistoryQuery(form=form, filters=Filters(**values), errors=errors, dates_read=frozenset(days))
     try:
         query.before = Cursor.parse(_typed(args.get("before")))
         query.after = None if query.before else Cursor.parse(_typed(args.get("after")))

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from masking.humanize import phone
 from tests.admin_helpers import audit_entries, pool_rows
 from tests.api_helpers import configured_app, set_masking
 from tests.conftest import PARTIES, POOL, ROOT, add_pool, make_account
@@ -302,6 +303,17 @@ def test_destructive_pool_actions_ask_for_confirmation(app, admin_client):
     retire = next(f for f in forms if 'value="retired"' in f)
     reserve = next(f for f in forms if 'value="reserved"' in f)
     assert "hx-confirm=" in retire and "hx-confirm=" in reserve
+
+
+@pytest.mark.parametrize("live, words", [(0, "."), (1, "; its live mask runs to its end."),
+                                         (2, "; its 2 live masks run to their end.")])
+def test_the_retire_question_counts_the_live_masks_in_plain_words(app, admin_client, live, words):
+    add_pool(app, POOL[0])
+    account = make_account(app)
+    for i in range(live):
+        set_masking(app.test_client(), account, PARTIES[2 * i], PARTIES[2 * i + 1])
+    html = html_module.unescape(admin_client.get("/admin/pool").get_data(as_text=True))
+    assert f'hx-confirm="Retire {phone(POOL[0])}? It will not be given out to new masks{words}"' in html
 
 
 @pytest.mark.parametrize("status, message", [("active", "is already active."),

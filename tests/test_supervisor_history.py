@@ -182,6 +182,21 @@ def test_bad_input_is_explained_and_kept(app, rows, sup, query, typed, message):
         assert _row_ids(html) == []  # no results that look filtered but are not
 
 
+def test_a_to_date_before_the_from_date_keeps_both_date_pickers(app, sup):
+    html = sup.get("/history?start=2026-11-27&end=2026-11-01", headers=HX).get_data(as_text=True)
+    assert 'id="filter-start" name="start" type="date" value="2026-11-27"' in html
+    assert 'id="filter-end" name="end" type="date" value="2026-11-01"' in html  # a date, only in the wrong order
+    unreadable = sup.get("/history?end=tomorrow", headers=HX).get_data(as_text=True)
+    assert 'id="filter-end" name="end" type="text" value="tomorrow"' in unreadable  # a date picker would drop it
+
+
+def test_the_number_hint_matches_the_kind_of_search(app, sup):
+    starts = text_of(sup.get("/history", headers=HX).get_data(as_text=True))
+    assert "Its first digits: 98765 or +91 98765 (for the last digits, choose “contain” below)" in starts
+    contains = text_of(sup.get("/history?match=contains", headers=HX).get_data(as_text=True))
+    assert "Any digits of it: 43210, 98765 or +91 98765" in contains
+
+
 @pytest.mark.parametrize("cursor", ["before=zzz", "after=1", "before=99991231T235959.999999_999999999999999999",
                                     "before=20261127T134500.123456_" + "9" * 40, "before=20261127T134500.123456_99999999999"])
 def test_an_absurd_page_cursor_shows_the_newest_page(app, rows, sup, cursor):
