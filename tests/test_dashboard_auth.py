@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask import Blueprint
+from werkzeug.routing import IntegerConverter
 
 from masking.web.auth import role_required
 from masking.web.dashboard import CONTENT_SECURITY_POLICY
@@ -38,7 +39,7 @@ def _dashboard_rules(app):
 
 
 def _url(rule) -> str:
-    values = {arg: 999999 if rule._converters[arg].__class__.__name__ == "IntegerConverter" else "m1"
+    values = {arg: 999999 if isinstance(rule._converters[arg], IntegerConverter) else "m1"  # RowId too
               for arg in rule.arguments}
     return rule.build(values, append_unknown=False)[1]
 
@@ -245,7 +246,9 @@ def csrf_app(database_url, clock):
 def test_csrf_is_enforced_on_every_state_changing_request(csrf_app):
     make_user(csrf_app, "asha", "agent")
     client = csrf_app.test_client()
-    assert client.post("/login", data={"username": "asha", "password": PASSWORD}).status_code == 400
+    refused = client.post("/login", data={"username": "asha", "password": PASSWORD})
+    assert refused.status_code == 303 and refused.headers["Location"] == "/login"  # a fresh form, not logged in
+    assert client.get("/").status_code == 302
     token = csrf_from(client.get("/login").get_data(as_text=True))
     assert client.post("/login", data={"username": "asha", "password": PASSWORD,
                                        "csrf_token": token}).status_code == 303
@@ -255,14 +258,130 @@ def test_csrf_is_enforced_on_every_state_changing_request(csrf_app):
         response = client.post(url, data={"m1": "9876543210"})
         assert response.status_code == 400, url
         assert "This form has expired" in response.get_data(as_text=True)
-    stale = client.post("/validate/m1", data={"m1": "9876543210"}, headers=HX)
-    assert stale.status_code == 200 and stale.headers["HX-Refresh"] == "true"
+    missing = client.post("/validate/m1", data={"m1": "9876543210"}, headers=HX)  # htmx: a new token, no reload
+    assert missing.status_code == 200 and "HX-Refresh" not in missing.headers
+    assert missing.headers["HX-Reswap"] == "none" and "csrf-renewed" in missing.headers["HX-Trigger"]
     ok = client.post("/validate/m1", data={"m1": "9876543210"}, headers={**HX, "X-CSRFToken": token})
     assert ok.status_code == 200 and "+91 98765 43210" in ok.get_data(as_text=True)
     assert client.post("/logout", data={"csrf_token": token}).status_code == 303
     # Logged out with a stale page: htmx is sent to the login page.
     gone = client.post("/validate/m1", data={"m1": "1"}, headers={**HX, "X-CSRFToken": token})
     assert gone.headers["HX-Redirect"].startswith("/login")
+
+
+def _stale_page(app, username: str = "asha"):
+    """A client logged in, its page's token, then a new login in "another tab" (the same cookies),
+    which makes that token stale. Returns (client, stale token)."""
+    make_user(app, username, "agent")
+    client = app.test_client()
+    assert login(client, username, csrf_token=csrf_from(client.get("/login").get_data(as_text=True))).status_code == 303
+    stale = csrf_from(client.get("/").get_data(as_text=True))
+    assert client.post("/logout", data={"csrf_token": stale}).status_code == 303
+    assert login(client, username, csrf_token=csrf_from(client.get("/login").get_data(as_text=True))).status_code == 303
+    assert csrf_from(client.get("/").get_data(as_text=True)) != stale
+    return client, stale
+
+
+# What the agent's form sends (hx-post on the form: the fields, the hidden token, the header).
+TYPED = {"m1": "98765 43210", "m2": "98765 43211", "expiry": "custom", "custom_minutes": "45", "until": "",
+         "event_id": "TICKET-9"}
+
+
+def _renewed_token(response) -> dict:
+    return json.loads(response.headers["HX-Trigger"])["csrf-renewed"]
+
+
+def _attempt_count(app) -> int:
+    from sqlalchemy import func, select
+
+    from masking.models import MaskAttempt
+    from masking.web.extensions import db
+
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(MaskAttempt))
+
+
+def test_a_stale_token_of_a_logged_in_user_is_renewed_without_a_reload(csrf_app):
+    client, stale = _stale_page(csrf_app)
+    for url, data in (("/masks", TYPED), ("/validate/m1", {"m1": TYPED["m1"]})):
+        refused = client.post(url, data={**data, "csrf_token": stale}, headers={**HX, "X-CSRFToken": stale,
+                                                                               "HX-Current-URL": "http://localhost/"})
+        where = f"POST {url}"
+        assert refused.status_code == 200, where
+        assert refused.headers["HX-Reswap"] == "none", where  # htmx swaps nothing: the form keeps what was typed
+        assert "HX-Refresh" not in refused.headers and "HX-Redirect" not in refused.headers, where
+        assert refused.get_data() == b"", where
+        assert refused.headers["Cache-Control"] == "no-store" and "HX-Request" in refused.headers["Vary"], where
+        renewed = _renewed_token(refused)
+        assert renewed["user"] == "asha" and renewed["token"] != stale, where
+    assert _attempt_count(csrf_app) == 0  # refused before the view: nothing was sent to the service
+
+    # The new token works, in the hidden field as in the header (the view runs: a form error here,
+    # so nothing goes to the service).
+    fresh = renewed["token"]
+    again = client.post("/masks", data={**TYPED, "custom_minutes": "soon", "csrf_token": fresh},
+                        headers={**HX, "X-CSRFToken": fresh})
+    assert again.status_code == 200 and "HX-Reswap" not in again.headers
+    assert "Enter the number of minutes as a whole number" in again.get_data(as_text=True)
+    check = client.post("/validate/m1", data={"m1": TYPED["m1"]}, headers={**HX, "X-CSRFToken": fresh})
+    assert "+91 98765 43210" in check.get_data(as_text=True)
+
+
+def test_a_stale_token_is_renewed_only_for_a_logged_in_users_htmx_request_from_this_site(csrf_app, clock):
+    client, stale = _stale_page(csrf_app)
+    # A plain form post (no JavaScript): the 400 page, no token.
+    plain = client.post("/masks", data={**TYPED, "csrf_token": stale})
+    assert plain.status_code == 400 and "HX-Trigger" not in plain.headers
+    assert "Nothing was sent" in plain.get_data(as_text=True)
+    # A request another site made (Sec-Fetch-Site): no token, even with the session's cookie.
+    cross = client.post("/masks", data=TYPED, headers={**HX, "Sec-Fetch-Site": "cross-site"})
+    assert cross.status_code == 400 and "HX-Trigger" not in cross.headers
+    # A failed referrer check (HTTPS), which a new token would not cure: 400, no token.
+    token = csrf_from(client.get("/").get_data(as_text=True))
+    https = client.post("/validate/m1", data={"m1": "1"}, headers={**HX, "X-CSRFToken": token},
+                        base_url="https://localhost")
+    assert https.status_code == 400 and "HX-Trigger" not in https.headers
+
+    # Logged out (in another tab): the login page, as for any request without a session; no token.
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 303
+    gone = client.post("/masks", data=TYPED, headers={**HX, "X-CSRFToken": stale, "HX-Current-URL": "http://localhost/"})
+    assert gone.status_code == 401 and gone.headers["HX-Redirect"] == "/login"
+    assert "HX-Trigger" not in gone.headers and gone.get_data() == b""
+
+
+def test_a_stale_login_form_is_never_a_dead_end(csrf_app):
+    make_user(csrf_app, "asha", "agent")
+    tab_a = csrf_app.test_client()
+    page = tab_a.get("/login?next=/history").get_data(as_text=True)
+    old = csrf_from(page)
+    # Logged out meanwhile (a token the session never had): a fresh login form, told why, `next` kept.
+    tab_a.delete_cookie("masking_session")
+    refused = login(tab_a, "asha", csrf_token=old, next="/history")
+    assert refused.status_code == 303 and refused.headers["Location"] == "/login?next=%2Fhistory"
+    assert tab_a.get("/").status_code == 302  # not logged in by it
+    fresh = tab_a.get(refused.headers["Location"]).get_data(as_text=True)
+    assert "The login page was out of date, so you were not logged in" in fresh
+    assert 'name="next" value="/history"' in fresh
+    # A login form left open while another tab (the same cookies) logged out and in: on to the page.
+    left_open = csrf_from(fresh)
+    assert login(tab_a, "asha", csrf_token=left_open).status_code == 303
+    assert tab_a.post("/logout", data={"csrf_token": csrf_from(tab_a.get("/").get_data(as_text=True))}).status_code == 303
+    assert login(tab_a, "asha", csrf_token=csrf_from(tab_a.get("/login").get_data(as_text=True))).status_code == 303
+    again = login(tab_a, "asha", "not-even-checked", csrf_token=left_open, next="/history")
+    assert again.status_code == 303 and again.headers["Location"] == "/history"
+
+
+def test_a_stale_token_in_an_idle_session_goes_to_the_login_page(csrf_app, clock):
+    """The CSRF check runs before the idle check: idleness still wins, and gets no new token."""
+    client, stale = _stale_page(csrf_app)
+    clock.advance(minutes=31)
+    response = client.post("/masks", data={**TYPED, "csrf_token": stale},
+                           headers={**HX, "X-CSRFToken": stale, "HX-Current-URL": "http://localhost/?tab=2"})
+    assert response.status_code == 401 and response.headers["HX-Redirect"] == "/login?next=%2F%3Ftab%3D2"
+    assert "HX-Trigger" not in response.headers
+    assert "Your session ended after a while without activity" in client.get("/login").get_data(as_text=True)
+    assert client.get("/").status_code == 302  # logged out for good
+    assert _attempt_count(csrf_app) == 0
 
 
 def test_the_api_needs_no_csrf_token(csrf_app):

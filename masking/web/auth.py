@@ -3,7 +3,8 @@
 * ``role_required(*roles)``: logged out -> the login page (``HX-Redirect`` for htmx, with
   ``next`` = the page the user was on); logged in with another role -> 403.
 * ``passive``: marks a background view (polling) that does not count as activity.
-* Idle timeout: ``SESSION_IDLE_MINUTES`` without a non-passive request ends the session.
+* Idle timeout: ``SESSION_IDLE_MINUTES`` without a non-passive request ends the session
+  (``end_idle_session``; the CSRF check runs before it, so ``dashboard._csrf_failed`` calls it too).
 * Login rate limit: ``masking.users.LOGIN_MAX_FAILURES`` failures per username and address
   within ``LOGIN_WINDOW`` block further tries; kept in the database, so every worker sees it.
 * ``next`` after login is followed only when it is a path on this site.
@@ -107,20 +108,28 @@ def _seconds_now() -> int:
     return int((now() - _EPOCH).total_seconds())
 
 
+def end_idle_session() -> bool:
+    """Log the user out when the session has been idle longer than ``SESSION_IDLE_MINUTES``
+    (the login page then says why). True when it did."""
+    if not current_user.is_authenticated:
+        return False
+    seen = session.get(SEEN_KEY)
+    if isinstance(seen, int) and _seconds_now() - seen > current_app.config["SESSION_IDLE_MINUTES"] * 60:
+        logout_user()
+        session.clear()
+        g.session_expired = True
+        return True
+    return False
+
+
 @bp.before_app_request
 def _idle_timeout():
     if request.blueprint == "api" or request.endpoint in (None, "static"):
         return
-    if not current_user.is_authenticated:
+    if not current_user.is_authenticated or end_idle_session():
         return
     stamp = _seconds_now()
     seen = session.get(SEEN_KEY)
-    idle_limit = current_app.config["SESSION_IDLE_MINUTES"] * 60
-    if isinstance(seen, int) and stamp - seen > idle_limit:
-        logout_user()
-        session.clear()
-        g.session_expired = True
-        return
     view = current_app.view_functions.get(request.endpoint)
     if getattr(view, "passive", False):
         return
@@ -170,6 +179,17 @@ def login():
     login_user(user)
     session[SEEN_KEY] = _seconds_now()
     return redirect_to(next_path or url_for("agent.index"))
+
+
+def stale_login_form():
+    """A login form sent with a stale CSRF token (the page was left open while another tab logged
+    in or out; see ``dashboard._csrf_failed``): nobody is logged in by it. A user logged in
+    meanwhile goes on to ``next``; anyone else gets a fresh login form, told why."""
+    next_path = safe_next(request.values.get("next"))
+    if current_user.is_authenticated:
+        return redirect_to(next_path or url_for("agent.index"))
+    flash("The login page was out of date, so you were not logged in. Please log in again.", "info")
+    return redirect_to(login_url(next_path))
 
 
 @bp.post("/logout")

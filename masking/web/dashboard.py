@@ -35,6 +35,7 @@ HTTPS), plus those of ``masking.web.service_client``.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from datetime import timedelta
 
@@ -173,18 +174,41 @@ def _security_headers(response: Response) -> Response:
 
 
 def _csrf_failed(error: CSRFError):
+    """A POST refused for its CSRF token: nothing was done, and nothing the user typed may be lost.
+
+    * htmx, logged out (or idle too long: the CSRF check runs before the idle check): the login
+      page, as ``role_required`` sends it (401 + ``HX-Redirect``); ``app.js`` keeps the typed
+      input of the page's draft forms in ``sessionStorage`` and puts it back after the login.
+    * htmx, logged in, a stale or missing token (the user logged in again in another tab): 200
+      that swaps nothing (``HX-Reswap: none``, no reload) and hands the page a fresh token in the
+      ``csrf-renewed`` event (``HX-Trigger``); ``app.js`` puts it in the page and says that
+      nothing was sent. Safe: a cross-site page can neither send ``HX-Request`` (no CORS, so no
+      preflight passes) nor read the answer, and the session cookie is ``SameSite=Lax``.
+    * The login form (a plain post) left open while another tab logged in or out: on to the page,
+      or a fresh login form (``auth.stale_login_form``); never a dead end.
+    * Anything else (a plain form post, a failed referrer check, a fetch from another site): 400.
+    """
     from flask_login import current_user
+    from flask_wtf.csrf import generate_csrf
 
-    from masking.web.auth import login_url
+    from masking.web import auth
 
+    stale_token = "referrer" not in (error.description or "").lower()  # a new token cures no referrer
     if htmx_helpers.is_htmx():
-        # The page is stale (new session, token rotated) or the session is gone: reload it.
+        auth.end_idle_session()
         if not current_user.is_authenticated:
-            return htmx_helpers.redirect_to(login_url(htmx_helpers.current_path()))
-        return Response(status=200, headers={"HX-Refresh": "true", "Vary": "HX-Request"})
+            return current_app.login_manager.unauthorized()
+        same_site = request.headers.get("Sec-Fetch-Site", "same-origin") == "same-origin"
+        if stale_token and same_site:
+            log.info("stale CSRF token on %s from user %s: new token handed out", request.path, current_user.id)
+            renewed = {"csrf-renewed": {"token": generate_csrf(), "user": current_user.username}}
+            return htmx_helpers.vary(Response(status=200, headers={
+                "HX-Reswap": "none", "HX-Trigger": json.dumps(renewed), "Cache-Control": "no-store"}))
+    elif request.endpoint == "auth.login" and stale_token:
+        return auth.stale_login_form()
     return render_template("error.html", code=400, title="This form has expired",
-                           message="The page was open too long or the session ended. Go back, reload the page and "
-                                   "try again."), 400
+                           message="Nothing was sent: the page was out of date (the session ended, or you logged in "
+                                   "again in another tab). Go back, reload the page and try again."), 400
 
 
 _ERRORS = {

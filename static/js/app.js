@@ -8,6 +8,18 @@
     var meta = document.querySelector('meta[name="csrf-token"]');
     return meta ? meta.getAttribute("content") : "";
   }
+  // A renewed token goes everywhere the page keeps one: forms carry it in a hidden csrf_token
+  // field too, and Flask-WTF reads that field before the header.
+  function setCsrfToken(token) {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta) { meta.setAttribute("content", token); }
+    var fields = document.querySelectorAll("input[name='csrf_token']");
+    for (var i = 0; i < fields.length; i++) { fields[i].value = token; }
+  }
+  function pageUser() {
+    var meta = document.querySelector('meta[name="dashboard-user"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
 
   // Every htmx request carries the CSRF token in a header (Flask-WTF reads X-CSRFToken).
   document.addEventListener("htmx:configRequest", function (event) {
@@ -87,10 +99,13 @@
   });
 
   // Network failures and unexpected server errors: say so instead of doing nothing.
-  function showProblem(text) {
+  // `kind` "stale" marks the notice of a renewed token (below): a background poll's success
+  // does not hide it, only the user's next request that goes through.
+  function showProblem(text, kind) {
     var banner = document.getElementById("connection-problem");
     if (!banner) { return; }
     banner.textContent = text;
+    banner.setAttribute("data-kind", kind || "");
     banner.hidden = false;
   }
   function hideProblem() {
@@ -113,8 +128,154 @@
     }
   });
   document.addEventListener("htmx:afterRequest", function (event) {
-    if (event.detail.successful) { hideProblem(); }
+    var detail = event.detail, banner = document.getElementById("connection-problem");
+    if (!detail.successful || tokenRenewedBy(detail.xhr)) { return; }
+    if (banner && banner.getAttribute("data-kind") === "stale" && detail.requestConfig &&
+        detail.requestConfig.verb === "get") { return; }
+    hideProblem();
   });
+
+  // A page whose CSRF token is stale (the user logged in again in another tab): the server
+  // refused the request, so nothing happened, and answered 200 with HX-Reswap: none (nothing
+  // swapped, the form keeps what was typed) and a fresh token in the "csrf-renewed" event
+  // (masking/web/dashboard.py, _csrf_failed). The page takes the token, then:
+  // * a press (a form's submit, a button) is NOT sent again by itself: the user is told, and
+  //   presses again (the other tab may have changed their mind, and a press can do anything);
+  // * a request that ran on its own (an inline check on "change") is sent again, once, by firing
+  //   its event again (data-resend, then data-resent until its next answer: never twice).
+  // A page of another user than the one now logged in keeps its old token: nothing is sent as
+  // the new user until the page is reloaded.
+  var STALE_PRESS = "Your session was renewed in another tab, so nothing was sent. " +
+    "What you typed is still here: press the button again.";
+  var STALE_CHECK = "Your session was renewed in another tab, so the last check did not run. " +
+    "What you typed is still here: carry on.";
+  function tokenRenewedBy(xhr) {
+    return /"csrf-renewed"/.test((xhr && xhr.getResponseHeader("HX-Trigger")) || "");
+  }
+  function isPress(elt) {
+    return !elt || elt.tagName === "FORM" || elt.tagName === "BUTTON";
+  }
+  document.addEventListener("csrf-renewed", function (event) {
+    var detail = event.detail || {}, user = pageUser(), elt = detail.elt;
+    if (!detail.token) { return; }
+    if (user && detail.user && detail.user !== user) {
+      showProblem("You are now logged in as " + detail.user + " (in another tab), so nothing was sent. " +
+                  "What you typed is still here. Reload the page to go on as " + detail.user + ".", "stale");
+      return;
+    }
+    setCsrfToken(detail.token);
+    if (!isPress(elt) && !elt.hasAttribute("data-resent")) {
+      elt.setAttribute("data-resend", "");  // sent again once this request is over (below)
+      return;
+    }
+    showProblem(isPress(elt) ? STALE_PRESS : STALE_CHECK, "stale");
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt, config = event.detail.requestConfig;
+    if (!elt || !elt.hasAttribute) { return; }
+    if (!elt.hasAttribute("data-resend")) { elt.removeAttribute("data-resent"); return; }
+    elt.removeAttribute("data-resend");
+    var trigger = config && config.triggeringEvent;
+    if (!trigger || !trigger.type || !window.htmx) { showProblem(STALE_CHECK, "stale"); return; }
+    elt.setAttribute("data-resent", "");
+    window.setTimeout(function () { window.htmx.trigger(elt, trigger.type); }, 0);
+  });
+
+  // Drafts: when a request finds the session over (idle timeout, logged out in another tab),
+  // the server sends the page to the login form (HX-Redirect). Before htmx follows it, what the
+  // user typed in the page's draft forms is kept in sessionStorage (this tab only, gone when it
+  // closes; never localStorage, never the URL, which would put phone numbers in server logs),
+  // and put back, once, when that page is shown again to the same user after the login.
+  // Draft forms: form[data-keep-draft] with an id, and the agent's #mask-form.
+  // Hidden, password and file fields (the CSRF token among them) are never kept.
+  var DRAFT_FORMS = "form[data-keep-draft][id], form#mask-form";
+  var DRAFT_PREFIX = "masking.draft:";
+  var LOGIN_PATH = "/login";
+  var NOT_KEPT = ["hidden", "password", "file", "submit", "button", "reset", "image"];
+  function draftKey(form) {
+    return DRAFT_PREFIX + window.location.pathname + "#" + form.id;
+  }
+  function draftFields(form) {
+    return Array.prototype.filter.call(form.elements, function (field) {
+      return field.name && field.name !== "csrf_token" && field.matches("input, textarea, select") &&
+        NOT_KEPT.indexOf(field.type) < 0;
+    });
+  }
+  function saveDrafts() {
+    var forms = document.querySelectorAll(DRAFT_FORMS);
+    for (var i = 0; i < forms.length; i++) {
+      var form = forms[i], typed = false, values = [];
+      draftFields(form).forEach(function (field) {
+        if (field.matches(CHOICES)) {
+          values.push({ name: field.name, value: field.value, checked: field.checked });
+        } else {
+          values.push({ name: field.name, value: field.value });
+          typed = typed || field.value !== "";
+        }
+      });
+      try {
+        if (typed) {
+          window.sessionStorage.setItem(draftKey(form), JSON.stringify({ user: pageUser(), fields: values }));
+        } else {
+          window.sessionStorage.removeItem(draftKey(form));
+        }
+      } catch (e) { /* storage full or refused: the login goes on without the draft */ }
+    }
+  }
+  function restoreDrafts() {
+    var forms = document.querySelectorAll(DRAFT_FORMS), restored = false;
+    for (var i = 0; i < forms.length; i++) {
+      var form = forms[i], text = null, draft = null;
+      try {
+        text = window.sessionStorage.getItem(draftKey(form));
+        window.sessionStorage.removeItem(draftKey(form));  // put back once, never again
+        draft = text ? JSON.parse(text) : null;
+      } catch (e) { draft = null; }
+      // Another user logged in in this tab: the draft is not theirs, and it is dropped.
+      if (!draft || !draft.user || draft.user !== pageUser() || !Array.isArray(draft.fields)) { continue; }
+      var fields = draftFields(form);
+      draft.fields.forEach(function (saved) {
+        fields.forEach(function (field) {
+          if (field.name !== saved.name) { return; }
+          if (field.matches(CHOICES)) {
+            if (field.value === saved.value) { field.checked = !!saved.checked; }
+          } else {
+            field.value = saved.value;
+          }
+        });
+      });
+      restored = true;
+    }
+    if (restored) {
+      showNotice("Restored what you typed before you were logged out. Check it, then press the button.");
+    } else if (document.getElementById("login-form") && hasDrafts()) {
+      showNotice("What you typed is kept in this browser tab: log in again and it comes back.");
+    }
+  }
+  function hasDrafts() {
+    try {
+      for (var i = 0; i < window.sessionStorage.length; i++) {
+        if (window.sessionStorage.key(i).indexOf(DRAFT_PREFIX) === 0) { return true; }
+      }
+    } catch (e) { /* no storage */ }
+    return false;
+  }
+  function showNotice(text) {
+    var notice = document.getElementById("page-notice");
+    if (notice) {
+      notice.textContent = text;
+      notice.hidden = false;
+    }
+  }
+  document.addEventListener("htmx:beforeOnLoad", function (event) {
+    var xhr = event.detail.xhr, target = xhr ? xhr.getResponseHeader("HX-Redirect") : null;
+    if (target && new URL(target, window.location.href).pathname === LOGIN_PATH) { saveDrafts(); }
+  });
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", restoreDrafts);
+  } else {
+    restoreDrafts();
+  }
 
   // Copy buttons: data-copy="text".
   function fallbackCopy(text) {
