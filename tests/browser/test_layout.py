@@ -1,0 +1,40 @@
+"""Long values people type never widen a page: a reference of 255 characters without a space
+(the field's limit) and a CRM link, on the agent's page and in the history, at a desktop and at
+a phone width. The page must not scroll sideways."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.agent_page import create_mask
+from tests.conftest import PARTIES
+
+pytestmark = pytest.mark.slow
+
+LONG_REFERENCES = ["x" * 255, "https://crm.example.com/tickets/ABCD-20261128-000123"]
+WIDTHS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+def sideways_overflow(page) -> int:
+    """How many pixels the page is wider than the window (0: it does not scroll sideways)."""
+    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+@pytest.mark.parametrize("width", sorted(WIDTHS))
+def test_a_long_reference_wraps_instead_of_widening_the_pages(make_ui, stack, width):
+    ui = make_ui(viewport=WIDTHS[width])
+    page = ui.page
+    ui.login(stack.user(f"agent_long_{width}"))
+    offset = 60 if width == "desktop" else 64
+    for index, reference in enumerate(LONG_REFERENCES):
+        create_mask(page, PARTIES[offset + 2 * index], PARTIES[offset + 2 * index + 1], reference=reference)
+    expect(page.locator("#mask-result")).to_contain_text(LONG_REFERENCES[-1])
+    assert sideways_overflow(page) == 0
+    ui.shot(f"agent page {width}")
+
+    supervisor = ui.new_page(viewport=WIDTHS[width])
+    ui.login(stack.user(f"sup_long_{width}", "supervisor"), page=supervisor)
+    supervisor.goto(f"/history?agent=agent_long_{width}")
+    expect(supervisor.get_by_text(LONG_REFERENCES[0][:40], exact=False)).to_be_visible()
+    assert sideways_overflow(supervisor) == 0
+    ui.shot(f"history {width}", page=supervisor)
