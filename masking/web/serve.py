@@ -90,8 +90,10 @@ def _first_run_hint(app, url: str) -> None:
         return
     print(f"\n  Dashboard: {url}", file=sys.stderr)
     if empty:
-        print("  No users yet. Create the first admin (it asks for a password):\n"
-              "      .venv/bin/flask --app app users create admin --role admin\n", file=sys.stderr)
+        same_database = "DATABASE_URL='...' " if os.environ.get("DATABASE_URL", "").strip() else ""
+        print("  No users yet. Create the first admin (it asks for a password), in a second terminal\n"
+              f"  {'with the same DATABASE_URL' if same_database else 'in this folder'}:\n"
+              f"      {same_database}.venv/bin/flask --app app users create admin --role admin\n", file=sys.stderr)
 
 
 def _sweep_every(app, interval: int, stop: threading.Event) -> None:
