@@ -1,6 +1,7 @@
-"""Long values people type never widen a page: a reference of 255 characters without a space
-(the field's limit) and a CRM link, on the agent's page and in the history, at a desktop and at
-a phone width. The page must not scroll sideways."""
+"""The pages fit the window at a desktop and at a phone width: long values people type (a
+reference of 255 characters without a space, the field's limit, and a CRM link) wrap on the
+agent's page and in the history, and the overview's tables of figures keep their headings.
+No page may scroll sideways."""
 from __future__ import annotations
 
 import pytest
@@ -21,7 +22,7 @@ def sideways_overflow(page) -> int:
 
 
 @pytest.mark.parametrize("width", sorted(WIDTHS))
-def test_a_long_reference_wraps_instead_of_widening_the_pages(make_ui, stack, width):
+def test_long_references_wrap_and_the_figures_keep_their_headings(make_ui, stack, width):
     ui = make_ui(viewport=WIDTHS[width])
     page = ui.page
     ui.login(stack.user(f"agent_long_{width}"))
@@ -38,3 +39,14 @@ def test_a_long_reference_wraps_instead_of_widening_the_pages(make_ui, stack, wi
     expect(supervisor.get_by_text(LONG_REFERENCES[0][:40], exact=False)).to_be_visible()
     assert sideways_overflow(supervisor) == 0
     ui.shot(f"history {width}", page=supervisor)
+
+    # The charts' figures keep their column headings at every width.
+    supervisor.goto("/overview")
+    figures = supervisor.locator("details.chart-data").first
+    figures.locator("summary").click()
+    table = figures.get_by_role("table")
+    for heading in ("Day", "Succeeded", "Failed"):
+        expect(table.get_by_role("columnheader", name=heading)).to_be_visible()
+    assert table.locator("caption").bounding_box()["width"] > 200  # not squeezed into one column
+    assert sideways_overflow(supervisor) == 0
+    ui.shot(f"overview figures {width}", page=supervisor)
