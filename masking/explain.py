@@ -91,9 +91,11 @@ def explain(problem: Problem, *, zone: ZoneInfo, now: datetime, action: str = "s
         seconds = f" within {timeout_seconds:g} seconds" if timeout_seconds else " in time"
         if action == "set":
             return Explanation(f"The masking service did not answer{seconds}. The mask may or may not have been "
-                               "made: look at My active masks before trying again.")
-        return Explanation(f"The masking service did not answer{seconds}. Look at My active masks to see whether "
-                           "the change was made, then try again if needed.")
+                               "made: if the service makes it late, the dashboard finds it and adds it to My active "
+                               "masks, so look at My active masks before trying again.")
+        return Explanation(f"The masking service did not answer{seconds}. If the service makes the change late, "
+                           "the dashboard finds it: look at My active masks to see whether the change was made, "
+                           "then try again if needed.")
     if problem.kind == GARBLED:
         return Explanation("The address the dashboard uses for the masking service answers, but not as the masking "
                            f"service. {_CONTACT_ADMIN}")
@@ -162,3 +164,31 @@ def explain(problem: Problem, *, zone: ZoneInfo, now: datetime, action: str = "s
     message = f": {problem.message}" if problem.message else ""
     return Explanation(f"The masking service refused the request (code {code}{message}). {nothing} "
                        "If this keeps happening, tell an admin.")
+
+
+def made_late(*, mask: str | None, m1: str | None, m2: str | None, expires_at: datetime | None, zone: ZoneInfo,
+              now: datetime) -> str:
+    """A set answered 1503 because the agent's own earlier request, which timed out, had made the
+    mask after all (the dashboard has just taken it into the agent's list)."""
+    pair = f" ({phone(m1)} and {phone(m2)})" if m1 and m2 else ""
+    until = f", until {local_time(expires_at, zone, now)} ({time_left(expires_at, now)})" if expires_at else ""
+    return (f"These numbers{pair} were already masked by your earlier request that timed out: "
+            f"{phone(mask)}{until}. It is in My active masks now; nothing new was masked.")
+
+
+def found_late(*, sets: list, changes: list, zone: ZoneInfo, now: datetime) -> str | None:
+    """What My active masks says when it has found calls that timed out carried out after all:
+    ``sets`` the adopted set rows, ``changes`` (set row, ``attempts.ENDED``/``EXTENDED``/``EXPIRED``)."""
+    parts = []
+    for row in sets:
+        parts.append(f"Your request for {phone(row.m1)} and {phone(row.m2)} timed out, but the masking service made "
+                     f"the mask after all: {phone(row.mask)}, until {local_time(row.expires_at, zone, now)}.")
+    for row, what in changes:
+        if what == "ended":
+            parts.append(f"The mask on {phone(row.mask)} has ended at the masking service.")
+        elif what == "extended":
+            parts.append(f"The mask on {phone(row.mask)} ends at {local_time(row.expires_at, zone, now)} "
+                         f"({time_left(row.expires_at, now)}) at the masking service.")
+        elif what == "expired":
+            parts.append(f"The mask on {phone(row.mask)} has expired at the masking service.")
+    return " ".join(parts) or None

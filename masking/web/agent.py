@@ -3,6 +3,13 @@
 Every call goes to the masking service through ``service_client`` (HTTP); every attempt is
 recorded in ``mask_attempts`` (the supervisors' history), failures included. Refusals are
 shown as 200 partials in plain words (``masking.explain``) with the typed input kept.
+
+A call that times out may still be carried out by the service afterwards. My active masks
+(polled) asks the service about this agent's recent timed-out calls, a few calls at most
+per rendering, and takes in what it did (``attempts.sets_to_recheck``/``changes_to_recheck``);
+a set answered 1503 for a pair whose masking the agent's own timed-out request made is
+adopted on the spot. End and extend re-read the mask under a lock before recording the
+answer, so two tabs acting on one mask leave one consistent record.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_login import current_user
 
 from masking import attempts, explain
+from masking.db import write_transaction
 from masking.humanize import local_time, parse_iso_utc, phone, time_left
 from masking.models import AttemptAction, AttemptOutcome, MaskAttempt, Role
 from masking.phone import PhoneNumberError, normalise
@@ -85,7 +93,7 @@ class MaskForm:
 
 def _context(**extra) -> dict:
     context = {"quick_expiries": QUICK_EXPIRIES, "form": MaskForm(), "result": None, "problem": None,
-               "notice": None, "notice_is_error": False}
+               "notice": None, "notice_is_error": False, "late_notice": None, "made_late": None}
     context.update(extra)
     if "masks" not in context and not is_htmx():  # a whole page lists the masks; a partial brings its own
         context["masks"] = _my_masks()
@@ -99,7 +107,8 @@ def _my_masks():
 @bp.get("/")
 @role_required(*EVERYONE)
 def index():
-    return render("agent/index.html", **_context(masks=_my_masks()))
+    late_notice = _recheck_late_answers()
+    return render("agent/index.html", **_context(masks=_my_masks(), late_notice=late_notice))
 
 
 @bp.post("/validate/<name>")
@@ -138,6 +147,14 @@ def create():
                         requested_minutes=minutes, error_code=problem.code,
                         error_message=_message(problem))
         db.session.commit()
+        if problem.code == 1503:
+            adopted = _adopt_named(problem.data, stored["m1"], stored["m2"])
+            if adopted is not None:  # the agent's own earlier request made it: not an error to them
+                response = _panel(form, result=adopted, made_late=explain.made_late(
+                    mask=adopted.mask, m1=adopted.m1, m2=adopted.m2, expires_at=adopted.expires_at,
+                    zone=settings().zone, now=now()))
+                response.headers["HX-Trigger"] = "masks-changed"
+                return response
         explanation = _explain(problem, "set", stored["m1"], stored["m2"])
         if explanation.field:
             form.errors[explanation.field] = explanation.text
@@ -160,7 +177,8 @@ def create():
 @role_required(*EVERYONE)
 @passive
 def my_masks():
-    return render("agent/index.html", "agent/_masks.html", **_context(masks=_my_masks()))
+    late_notice = _recheck_late_answers()
+    return render("agent/index.html", "agent/_masks.html", **_context(masks=_my_masks(), late_notice=late_notice))
 
 
 @bp.post("/masks/<id:attempt_id>/end")
@@ -192,7 +210,10 @@ def _own_mask(attempt_id: int) -> MaskAttempt:
 
 
 def _change(target: MaskAttempt, action: str, minutes: int | None) -> tuple[str, bool]:
-    """End or extend ``target`` at the service and record it; returns (notice, is_error)."""
+    """End or extend ``target`` at the service and record it; returns (notice, is_error).
+
+    The row is re-read under a lock once the service has answered: another request (the same
+    agent's other tab) may have ended or extended it while this one waited on the network."""
     label = phone(target.mask)
     if attempts.status(target, now()) != attempts.ACTIVE:
         return f"The mask on {label} is no longer active.", False
@@ -202,48 +223,130 @@ def _change(target: MaskAttempt, action: str, minutes: int | None) -> tuple[str,
         data = call("unset", mask=target.mask, m1=target.m1, m2=target.m2, **extra) or {}
     except ServiceProblem as exc:
         problem = exc.problem
+        if problem.code == 1506:
+            return _gone(target, action, minutes, moment, problem)
         attempts.record(db.session(), user_id=current_user.id, action=action, now=moment, outcome=_outcome(problem),
                         m1=target.m1, m2=target.m2, mask=target.mask, requested_minutes=minutes,
                         error_code=problem.code, error_message=_message(problem), masking_id=target.masking_id,
                         target=target)
-        if problem.code == 1506:
-            _reconcile(target)
         db.session.commit()
         return f"{label}: " + _explain(problem, action, target.m1, target.m2).text, True
 
     changed = (data.get("maskings") or [{}])[0]
-    if action == AttemptAction.UNSET:
-        attempts.mark_ended(target, moment, by_user_id=current_user.id)
-        new_expiry = None
-        notice = f"The mask on {label} has ended."
-    else:
-        new_expiry = parse_iso_utc(changed.get("expires_at")) or target.expires_at
-        target.expires_at = new_expiry
-        # Time left as of the answer, not of the request: the service counted from its own clock,
-        # a moment after ``moment``, so a 24 h extension would otherwise read "in 1 d".
-        answered = now()
-        notice = (f"The mask on {label} now ends at {local_time(new_expiry, settings().zone, answered)} "
-                  f"({time_left(new_expiry, answered)}).")
-    attempts.record(db.session(), user_id=current_user.id, action=action, now=moment,
-                    outcome=AttemptOutcome.SUCCESS, m1=target.m1, m2=target.m2, mask=target.mask,
-                    requested_minutes=minutes, expires_at=new_expiry, masking_id=target.masking_id, target=target)
-    db.session.commit()
+    session = db.session()
+    with write_transaction(session):
+        target = attempts.reread(session, target.id, lock=True)
+        if action == AttemptAction.UNSET:
+            attempts.ended_by_request(target, moment, current_user.id)
+            new_expiry = None
+            notice = f"The mask on {label} has ended."
+        else:
+            new_expiry = parse_iso_utc(changed.get("expires_at")) or target.expires_at
+            target.expires_at = new_expiry
+            # Time left as of the answer, not of the request: the service counted from its own clock,
+            # a moment after ``moment``, so a 24 h extension would otherwise read "in 1 d".
+            answered = now()
+            notice = (f"The mask on {label} now ends at {local_time(new_expiry, settings().zone, answered)} "
+                      f"({time_left(new_expiry, answered)}).")
+        attempts.record(session, user_id=current_user.id, action=action, now=moment,
+                        outcome=AttemptOutcome.SUCCESS, m1=target.m1, m2=target.m2, mask=target.mask,
+                        requested_minutes=minutes, expires_at=new_expiry, masking_id=target.masking_id,
+                        target=target)
     return notice, False
 
 
-def _reconcile(target: MaskAttempt) -> None:
-    """The service says the mask is gone: learn how (Masking/get, where the service has it)."""
-    moment = now()
+def _gone(target: MaskAttempt, action: str, minutes: int | None, moment: datetime,
+          problem: explain.Problem) -> tuple[str, bool]:
+    """The service has no active masking for ``target`` (1506). If our record says it has ended
+    (another tab ended it while this request waited), that is all: not an error, and not a
+    failure in the history (the end that did it is there). Otherwise learn how it ended
+    (Masking/get), record it, and the failed request."""
+    label = phone(target.mask)
+    session = db.session()
+    already = f"The mask on {label} has already ended.", False
+    current = attempts.reread(session, target.id)
+    if current is None or current.ended_at is not None:
+        return already
     try:
-        data = call("get", target.masking_id) if target.masking_id else None
+        masking = call("get", target.masking_id) if target.masking_id else None
     except ServiceProblem:
-        data = None
-    status = (data or {}).get("status")
-    if status == "expired" and parse_iso_utc(data.get("expires_at")):
-        target.expires_at = parse_iso_utc(data["expires_at"])
-    elif status != "active":
-        ended = parse_iso_utc((data or {}).get("ended_at")) or moment
-        attempts.mark_ended(target, ended, by_user_id=None, note="ended outside the dashboard")
+        masking = None
+    with write_transaction(session):
+        if not attempts.follow_missing(session, target.id, masking, now()):
+            return already  # ended meanwhile, by the request that did it
+        attempts.record(session, user_id=current_user.id, action=action, now=moment, outcome=_outcome(problem),
+                        m1=target.m1, m2=target.m2, mask=target.mask, requested_minutes=minutes,
+                        error_code=problem.code, error_message=_message(problem), masking_id=target.masking_id,
+                        target=target)
+    return f"{label}: " + _explain(problem, action, target.m1, target.m2).text, True
+
+
+# ---------------------------------------------------------------- calls that timed out
+
+def _adopt(masking: dict | None) -> MaskAttempt | None:
+    """Adopt ``masking`` (as the service answers it) for the current agent's timed-out set
+    attempt that made it, if ``attempts.adoptable`` finds one."""
+    if not isinstance(masking, dict):
+        return None
+    session = db.session()
+    attempt = attempts.adoptable(session, current_user.id, masking)
+    if attempt is None:
+        return None
+    with write_transaction(session):
+        return attempts.adopt(session, attempt.id, masking, now())
+
+
+def _adopt_named(data: dict | None, m1: str | None, m2: str | None) -> MaskAttempt | None:
+    """A set answered 1503 naming a masking of the dashboard's account: if this agent has a
+    timed-out set attempt for the pair, and no row knows that masking, it may be the one that
+    made it. One Masking/get to see the whole masking (the 1503 names only id, mask, expiry)."""
+    masking_id = (data or {}).get("id")
+    session = db.session()
+    if (not isinstance(masking_id, int) or isinstance(masking_id, bool) or attempts.referenced(session, masking_id)
+            or not attempts.has_timed_out_set(session, current_user.id, m1, m2)):
+        return None
+    try:
+        masking = call("get", masking_id)
+    except ServiceProblem:
+        return None
+    return _adopt(masking)
+
+
+def _recheck_late_answers() -> str | None:
+    """Ask the service what became of this agent's recent calls that timed out, and take it in.
+
+    Bounded: nothing at all unless such calls exist (one indexed query), then at most
+    ``attempts.RECHECK_LIMIT`` calls to the service, and none after the first that fails (a
+    slow service is not asked again and again while the page waits). Returns the words for
+    the list (None: nothing new)."""
+    session = db.session()
+    moment = now()
+    budget = attempts.RECHECK_LIMIT
+    adopted, changes = [], []
+    try:
+        for attempt in attempts.sets_to_recheck(session, current_user.id, moment, limit=budget):
+            budget -= 1
+            page = call("list", m1=attempt.m1, m2=attempt.m2, status="active", limit=5) or {}
+            for masking in page.get("maskings") or []:
+                row = _adopt(masking)
+                if row is not None:
+                    adopted.append(row)
+        for change in attempts.changes_to_recheck(session, current_user.id, moment, limit=budget):
+            target_id = change.target_id
+            masking_id = session.get(MaskAttempt, target_id).masking_id
+            try:
+                masking = call("get", masking_id)
+            except ServiceProblem as exc:
+                if exc.problem.code == 1506:
+                    continue  # the service does not know it (any more): nothing to learn from it
+                raise
+            with write_transaction(session):
+                what = attempts.follow_change(session, change.id, masking, now())
+            if what is not None:
+                changes.append((session.get(MaskAttempt, target_id), what))
+    except ServiceProblem:
+        pass  # said when the agent acts; the next rendering asks again
+    return explain.found_late(sets=adopted, changes=changes, zone=settings().zone, now=now())
 
 
 def _outcome(problem: explain.Problem) -> str:
