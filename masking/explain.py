@@ -7,6 +7,7 @@ and the form field it is about (None: the whole request).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -36,7 +37,7 @@ SHORT = {
     1506: "mask not found",
     1507: "bad end time",
     1508: "wrong service address",
-    1509: "wrong service address",
+    1509: "wrong request method",
     1510: "request too large",
     None: "service unreachable",
 }
@@ -69,6 +70,23 @@ def code_label(code: int | None) -> str:
     if code is None:
         return SHORT[None]
     return f"{code} {SHORT[code]}" if code in SHORT else f"code {code}"
+
+
+def number_problem(field: str, reason: str, typed: str | None = None) -> str:
+    """Plain words for a phone field refused by the service or the inline check; ``reason`` is
+    masking.phone's ("is not a valid phone number"), ``typed`` what the agent typed."""
+    label = FIELD_NAMES[field].capitalize()
+    if reason in ("is empty", "is required"):
+        return f"Enter the {FIELD_NAMES[field]}."
+    if "masking numbers" in reason:  # service.py: one of the pool's own numbers
+        pooled = re.search(r"\((\+\d+)\)", reason)
+        ours = f" ({phone(pooled.group(1))})" if pooled else ""
+        return f"{label} is one of our own masking numbers{ours}: enter the party's own number."
+    if reason.startswith("has letters"):
+        return f"{label} has letters in it: type digits only."
+    if (typed or "").strip().startswith(("+", "00")):
+        return f"{label} {reason}. Check the digits."
+    return f"{label} {reason}. Check the digits; for a number from abroad, start with + and its country code."
 
 
 def _field_of(detail: str | None) -> str | None:
@@ -106,10 +124,8 @@ def explain(problem: Problem, *, zone: ZoneInfo, now: datetime, action: str = "s
     if code == 1000:
         which = _field_of(detail)
         if which in ("m1", "m2"):
-            label = FIELD_NAMES[which].capitalize()
             reason = detail.split(" ", 1)[1] if detail and " " in detail else "is not valid"
-            return Explanation(f"{label}: {reason}. Check the digits, and add the country code (+91 ...) "
-                               "for a number from abroad.", which)
+            return Explanation(number_problem(which, reason, m1 if which == "m1" else m2), which)
         if which == "event_id":
             return Explanation("The reference is not accepted: use at most 255 characters.", "event_id")
         if detail and any(word in detail for word in ("credential", "userId", "token", "ssid")):

@@ -79,7 +79,11 @@ def count(n: int, singular: str, plural: str | None = None) -> str:
 
 
 def minutes_label(minutes: int) -> str:
-    return duration(timedelta(minutes=minutes))
+    """A duration for a sentence, in words: '30 days', '1 day 4 hours', '1 hour 30 minutes'."""
+    days, rest = divmod(max(int(minutes), 0), 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [count(n, unit) for n, unit in ((days, "day"), (hours, "hour"), (mins, "minute")) if n]
+    return " ".join(parts) or "0 minutes"
 
 
 @functools.lru_cache(maxsize=8192)  # pages show the same numbers many times; parsing is the cost

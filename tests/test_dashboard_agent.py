@@ -3,6 +3,7 @@ My active masks with End and Extend. The service is the REAL API over HTTP (guni
 the ``live_server`` fixture, or the two-master launcher of ``make run``); nothing is mocked."""
 from __future__ import annotations
 
+import html as html_module
 import re
 import socket
 import threading
@@ -143,21 +144,41 @@ def test_create_a_mask(dash, clock):
 
 @pytest.mark.parametrize("fields, expected", [
     ({"m1": PARTIES[5], "m2": "+91 98765 43205"}, "Both numbers are the same (+91 98765 43205). Enter two different numbers."),
-    ({"m1": "12345", "m2": PARTIES[6]}, "First number: is not a valid phone number."),
+    ({"m1": "12345", "m2": PARTIES[6]}, "First number is not a valid phone number. Check the digits; for a number "
+                                        "from abroad, start with + and its country code."),
+    ({"m1": "+44 12345", "m2": PARTIES[6]}, "First number is not a valid phone number. Check the digits."),
+    ({"m1": PARTIES[5], "m2": "98 76 5A 43206"}, "Second number has letters in it: type digits only."),
+    ({"m1": PARTIES[5], "m2": "080 4123 4500"},
+     "Second number is one of our own masking numbers (+91 80 4123 4500): enter the party's own number."),
     ({"m1": PARTIES[5], "m2": PARTIES[6], "expiry": "custom", "custom_minutes": "999999"},
-     "The duration must be a whole number of minutes between 1 minute and 30 d."),
+     "The duration must be a whole number of minutes between 1 minute and 30 days."),
     ({"m1": PARTIES[5], "m2": PARTIES[6], "expiry": "until", "until": "2020-01-01T10:00"},
-     "The end time must be in the future and at most 30 d from now."),
+     "The end time must be in the future and at most 30 days from now."),
 ])
 def test_refusals_in_plain_words_with_input_kept(dash, fields, expected):
     client = logged_in_client(dash)
     response = _mask(client, **{"expiry": "60", "event_id": "ref-7", **fields})
     html = response.get_data(as_text=True)
-    assert expected in text_of(html)
+    assert expected in html_module.unescape(text_of(html))
     assert 'role="alert"' in html and "HX-Trigger" not in response.headers
     assert f'value="{fields["m1"]}"' in html and f'value="{fields["m2"]}"' in html and 'value="ref-7"' in html
     [attempt] = _attempts(dash)
     assert attempt.outcome == "error" and attempt.error_code in (1000, 1501, 1502, 1507)
+
+
+@pytest.mark.parametrize("m1, m2, said", [
+    ("", "", {"m1": "Enter the first number.", "m2": "Enter the second number."}),
+    ("", PARTIES[6], {"m1": "Enter the first number."}),
+    ("12345", "", {"m1": "First number is not a valid phone number. Check the digits; for a number from abroad, "
+                         "start with + and its country code.", "m2": "Enter the second number."}),
+])
+def test_a_missing_number_is_said_for_both_fields_before_anything_is_sent(dash, m1, m2, said):
+    client = logged_in_client(dash)
+    html = _mask(client, **{"m1": m1, "m2": m2, "expiry": "60", "event_id": "ref-8"}).get_data(as_text=True)
+    for field, words in said.items():
+        assert re.search(rf'id="{field}-check"[^>]*>\s*<span class="bad">{re.escape(words)}</span>', html), html
+    assert f'value="{m1}"' in html and f'value="{m2}"' in html and 'value="ref-8"' in html
+    assert _attempts(dash) == []  # an incomplete form is not an attempt
 
 
 def test_pair_already_masked_and_no_number_free(dash, app, clock):
@@ -250,6 +271,24 @@ def test_end_now_and_extend(dash, service, clock):
 
     bad = client.post(f"/masks/{second.id}/extend", data={"minutes": "0"}, headers=HX).get_data(as_text=True)
     assert "Choose how long" in bad
+
+
+def test_extend_never_ends_a_mask_sooner(dash, service, clock):
+    client = logged_in_client(dash)
+    _mask(client, PARTIES[0], PARTIES[1], expiry="custom", custom_minutes="200")
+    [mask] = _attempts(dash)
+    rows = client.get("/masks/mine", headers=HX).get_data(as_text=True)
+    select = re.search(rf'<select id="extend-{mask.id}".*?</select>', rows, re.S).group(0)
+    # The mask has 3 h 20 min left: 4 hours is the first choice that ends later, and it is chosen.
+    assert re.findall(r'<option value="(\d+)"( disabled)?( selected)?>', select) == [
+        ("15", " disabled", ""), ("60", " disabled", ""), ("240", "", " selected"), ("1440", "", "")]
+    said = text_of(client.post(f"/masks/{mask.id}/extend", data={"minutes": "60"}, headers=HX).get_data(as_text=True))
+    ends = humanize.local_time(mask.expires_at, ZoneInfo("Asia/Kolkata"), clock())
+    assert re.search(rf"The mask on \+91 80 4123 450\d already lasts until {ends} \(in 3 h (19|20) min\): "
+                     r"1 hour from now would end it sooner\. Choose a longer time, or End now\.", said), said
+    assert len(_attempts(dash)) == 1  # nothing was sent to the service
+    api = MaskingClient(service["url"], user_id=service["userId"], token=service["token"])
+    assert api.get(mask.masking_id)["expires_at"] == mask.expires_at.isoformat() + "Z"
 
 
 def test_a_mask_ended_elsewhere_is_reconciled(dash, service):
@@ -375,7 +414,7 @@ def test_every_code_and_problem_has_plain_words():
     for code in (1014, 1015, 1508):
         assert "contact an admin" in explain.explain(explain.Problem("error", code), zone=zone, now=now).text
     field = explain.explain(explain.Problem("error", 1000, "", "m2 is not a valid phone number"), zone=zone, now=now)
-    assert field.field == "m2" and field.text.startswith("Second number: is not a valid phone number.")
+    assert field.field == "m2" and field.text.startswith("Second number is not a valid phone number.")
     assert [duration(timedelta(minutes=m)) for m in (0, 45, 60, 200, 1440, 1441 + 59)] == [
         "less than a minute", "45 min", "1 h", "3 h 20 min", "1 d", "1 d 1 h"]
     assert local_time(datetime(2026, 11, 28, 8, 0), zone, now) == "28 Nov 13:30"

@@ -14,7 +14,7 @@ answer, so two tabs acting on one mask leave one consistent record.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, request, url_for
@@ -22,7 +22,7 @@ from flask_login import current_user
 
 from masking import attempts, explain
 from masking.db import write_transaction
-from masking.humanize import local_time, parse_iso_utc, phone, time_left
+from masking.humanize import local_time, minutes_label, parse_iso_utc, phone, time_left
 from masking.models import AttemptAction, AttemptOutcome, MaskAttempt, Role
 from masking.phone import PhoneNumberError, normalise
 from masking.web.auth import passive, role_required
@@ -82,18 +82,27 @@ class MaskForm:
         return {"expiry_duration": int(self.expiry)}, int(self.expiry)
 
     def check_phones(self) -> None:
+        """Normalise what can be; when a number is missing, say so for both fields at once (the
+        form is not sent: an incomplete form is not an attempt). Other refusals are the service's."""
+        refused = {}
         for name in PHONE_FIELDS:
             value = getattr(self, name)
             if value:
                 try:
                     self.checked[name] = normalise(value, settings().default_region)
-                except PhoneNumberError:
-                    pass
+                except PhoneNumberError as exc:
+                    refused[name] = str(exc)
+        if not (self.m1 and self.m2):
+            for name in PHONE_FIELDS:
+                if not getattr(self, name) or name in refused:
+                    self.errors[name] = explain.number_problem(name, refused.get(name, "is empty"),
+                                                               getattr(self, name))
 
 
 def _context(**extra) -> dict:
     context = {"quick_expiries": QUICK_EXPIRIES, "form": MaskForm(), "result": None, "problem": None,
-               "notice": None, "notice_is_error": False, "late_notice": None, "made_late": None}
+               "notice": None, "notice_is_error": False, "late_notice": None, "made_late": None,
+               "now_utc": now()}  # the list offers, to extend a mask, only durations that end later
     context.update(extra)
     if "masks" not in context and not is_htmx():  # a whole page lists the masks; a partial brings its own
         context["masks"] = _my_masks()
@@ -123,7 +132,7 @@ def validate_phone(name: str):
         try:
             normalised = normalise(value, settings().default_region)
         except PhoneNumberError as exc:
-            error = f"{PHONE_FIELDS[name]} {exc}. Check the digits, or add the country code (+91 ...)."
+            error = explain.number_problem(name, str(exc), value)
     return render("agent/_phone_check.html", "agent/_phone_check.html", name=name, value=value,
                   normalised=normalised, error=error)
 
@@ -196,6 +205,12 @@ def extend(attempt_id: int):
     text = (request.form.get("minutes") or "").strip()
     if not text.isdecimal() or len(text) > 9 or not 1 <= int(text) <= settings().max_expiry_minutes:
         return _masks(f"Choose how long the mask for {phone(target.mask)} should last from now.", True)
+    moment = now()
+    if target.expires_at and moment + timedelta(minutes=int(text)) <= target.expires_at:
+        # Extend means later: the service would set the earlier end the agent did not mean.
+        return _masks(f"The mask on {phone(target.mask)} already lasts until "
+                      f"{local_time(target.expires_at, settings().zone, moment)} ({time_left(target.expires_at, moment)}): "
+                      f"{minutes_label(int(text))} from now would end it sooner. Choose a longer time, or End now.", True)
     notice, is_error = _change(target, AttemptAction.EXTEND, int(text))
     return _masks(notice, is_error)
 

@@ -344,7 +344,8 @@ def test_end_with_confirmation_and_extend(ui, stack):
     page.once("dialog", answer(False))
     mask_row(page, drop).get_by_role("button", name=re.compile("^End")).click()
     _wait_for(lambda: len(dialogs) == 1)
-    assert f"End the mask on {drop} now?" in dialogs[0]
+    # The question names the parties: two masks on one masking number are told apart.
+    assert f"End the mask on {drop} between {shown(PARTIES[22])} and {shown(PARTIES[23])} now?" in dialogs[0]
     time.sleep(0.3)
     expect(mask_row(page, drop)).to_have_count(1)
 
@@ -375,7 +376,7 @@ def test_narrow_window_is_still_usable(make_ui, stack):
     _assert_fits(page)
     ui.shot("form")
 
-    mask = create_mask(page, PARTIES[35], PARTIES[36], expiry="24 hours", reference="NARROW-1")
+    mask = create_mask(page, PARTIES[35], PARTIES[36], expiry="1 hour", reference="NARROW-1")
     _assert_fits(page)
     row = mask_row(page, mask)
     for name in ("Copy", "End", "Extend"):

@@ -132,7 +132,8 @@ def test_the_agents_whole_task_with_the_keyboard_alone(ui, stack):
 
     page.once("dialog", confirm)
     end = mask_row(page, second).get_by_role("button", name=re.compile("^End"))
-    tab_to(page, "e.getAttribute('aria-label') === " + repr(f"End the mask on {second} now"), limit=60)
+    label = f"End the mask on {second} between {shown(PARTIES[52])} and {shown(PARTIES[53])} now"
+    tab_to(page, "e.getAttribute('aria-label') === " + repr(label), limit=60)
     expect(end).to_be_focused()
     page.keyboard.press("Enter")
     expect(notice).to_contain_text(f"The mask on {second} has ended.")
