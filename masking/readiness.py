@@ -64,6 +64,8 @@ def problem_of(exc: BaseException, database_url: str | None = None) -> str | Non
         database += f" {make_url(database_url).render_as_string(hide_password=True)}"
     if is_missing_schema(exc):
         return f"{database} is not migrated to this version ({describe_error(exc)}): {RUN_MIGRATE}"
+    if getattr(getattr(exc, "orig", None), "sqlite_errorname", None) == "SQLITE_BUSY":
+        return f"{database} is busy: another process kept its write lock too long; try again"
     if isinstance(exc, (OperationalError, InterfaceError)):  # refused, unknown host, cannot open, locked
         return f"cannot use {database} ({describe_error(exc)}): check DATABASE_URL and that the database is up"
     return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from app import create_app
 from masking import readiness
@@ -187,3 +189,21 @@ def test_the_launcher_says_why_it_could_not_look_for_users(empty_app, capsys):
     url = empty_app.config["SQLALCHEMY_DATABASE_URI"]
     what = MISSING_USERS[backend_of(url)]
     assert capsys.readouterr().err == f"serve: could not check for users: {NOT_MIGRATED_LINE.format(url=url, what=what)[7:]}"
+
+
+def test_a_sqlite_database_kept_locked_is_busy_not_down(tmp_path):
+    """SQLite gives up after its busy timeout; that is not a database to check the URL of."""
+    path = tmp_path / "busy.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        waiter = sqlite3.connect(path, timeout=0.05, isolation_level=None)
+        with pytest.raises(sqlite3.OperationalError) as caught:
+            waiter.execute("BEGIN IMMEDIATE")
+        wrapped = OperationalError("BEGIN IMMEDIATE", {}, caught.value)
+        assert readiness.problem_of(wrapped, f"sqlite:///{path}") == (
+            f"the database sqlite:///{path} is busy: another process kept its write lock too long; try again")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

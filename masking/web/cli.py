@@ -26,7 +26,6 @@ from masking.models import ApiAccount, PoolStatus
 from masking.web.extensions import db, now as utcnow, settings
 
 
-
 class _ReportsDatabaseProblems:
     """A database that is down or not migrated ends the command with one line (readiness.problem_of)."""
 
