@@ -372,7 +372,8 @@ def page(session: Session, filters: Filters, now: datetime, *, country_code: str
          before: Cursor | None = None, after: Cursor | None = None, size: int = PAGE_SIZE) -> Page:
     """One page of the history, newest first, with the cursors of its neighbours."""
     stmt = statement(filters, now, country_code=country_code, before=before, after=after, limit=size + 1)
-    stmt = stmt.options(selectinload(MaskAttempt.user), selectinload(MaskAttempt.ended_by))
+    stmt = stmt.options(selectinload(MaskAttempt.user), selectinload(MaskAttempt.ended_by),
+                        selectinload(MaskAttempt.target_attempt))  # "of the mask made at 10:42"
     rows = list(session.scalars(stmt))
     more = len(rows) > size
     rows = rows[:size]

@@ -5,6 +5,7 @@ Instants are naive UTC everywhere in storage; they are shown in the configured z
 from __future__ import annotations
 
 import functools
+import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -48,6 +49,22 @@ def local_datetime(moment: datetime | None, zone: ZoneInfo) -> str:
         return ""
     local = to_local(moment, zone)
     return f"{local.day} {local:%b %Y %H:%M} {local.tzname()}"
+
+
+_ISO_UTC = re.compile(r"\b(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})Z\b")
+
+
+def local_times_in(text: str | None, zone: ZoneInfo, now: datetime | None = None) -> str:
+    """``text`` (a message of the service) with its ISO 8601 UTC instants as local times: on a
+    page that shows every time in the local zone, '2026-11-28T00:07:21Z' reads '05:37'."""
+    def local(match: re.Match) -> str:
+        try:
+            moment = datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}")
+        except ValueError:
+            return match.group(0)
+        return local_time(moment, zone, now)
+
+    return _ISO_UTC.sub(local, text or "")
 
 
 def duration(delta: timedelta) -> str:

@@ -281,6 +281,7 @@ class MaskAttempt(Base):
 
     user: Mapped[User] = relationship(foreign_keys=[user_id])
     ended_by: Mapped[User | None] = relationship(foreign_keys=[ended_by_id])
+    target_attempt: Mapped["MaskAttempt | None"] = relationship(foreign_keys=[target_id], remote_side=[id])
 
     __table_args__ = (
         CheckConstraint("action IN ('set', 'unset', 'extend')", name="action"),

@@ -129,6 +129,14 @@ def test_create_refusals_keep_the_name(app, admin_client, data, message):
     if "\x00" not in data["name"]:
         assert f'value="{data["name"].strip()}"' in html  # what was typed is kept
     assert "mtk_" not in html
+    # The refusal is under the field it is about: the name's input, or the access choice.
+    said = re.escape(html_module.escape(message, quote=False))
+    if message.startswith("Choose"):
+        assert re.search(r'<p id="credential-access-check" class="check"><span class="bad" role="alert">' + said, html)
+        assert 'aria-invalid="true"' not in html
+    else:
+        assert re.search(r'id="credential-name"[^>]*aria-invalid="true"[^>]*>\s*<p id="credential-check"[^>]*>'
+                         r'<span class="bad" role="alert">[^<]*' + said, html), html
     assert _accounts(app) == {} and audit_entries(app) == []
     plain = admin_client.post("/admin/credentials", data=data)
     assert plain.status_code == 422 and message in _text(plain)

@@ -7,16 +7,18 @@ import io
 import re
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from masking import attempts, history
+from masking import attempts, history, humanize
 from masking.web.extensions import db
 from tests.admin_helpers import audit_entries
 from tests.api_helpers import configured_app
 from tests.dashboard_helpers import (HX, assert_no_inline_code, csrf_from, logged_in_client, login, make_user, text_of)
 
 NOW = datetime(2026, 11, 27, 6, 0)  # 11:30 in India (TIMEZONE defaults to Asia/Kolkata)
+ZONE = ZoneInfo("Asia/Kolkata")
 
 
 @pytest.fixture
@@ -180,6 +182,28 @@ def test_bad_input_is_explained_and_kept(app, rows, sup, query, typed, message):
         assert typed in html
         assert 'role="alert"' in html and ('aria-invalid="true"' in html or "match" in query)
         assert _row_ids(html) == []  # no results that look filtered but are not
+
+
+def test_an_end_or_extend_says_which_mask_it_acted_on(app, rows, sup):
+    with app.app_context():
+        ended = db.session.get(attempts.MaskAttempt, rows["ended"])
+        asha = ended.user_id
+    end = _record(app, asha, 60, action="unset", m1=ended.m1, m2=ended.m2, mask=ended.mask, target=ended)
+    html = sup.get("/history", headers=HX).get_data(as_text=True)
+    row = html[html.index(f'<tr id="attempt-{end}"'):]
+    made = humanize.local_time(ended.created_at, ZONE, NOW)
+    assert text_of(row[:row.index("</tr>")]).startswith(f"{humanize.local_time(NOW - timedelta(minutes=60), ZONE, NOW)} "
+                                                        f"asha End now of the mask made at {made}")
+
+
+def test_the_service_s_times_in_a_failure_are_shown_in_local_time(app, sup):
+    agent = make_user(app, "asha")
+    _record(app, agent, 5, outcome="error", error_code=1503, m1="+919876543210", m2="+919812345678",
+            error_message="Your masking request could not be expired until now: these two numbers are already "
+                          "masked behind +918041234500 until 2026-11-27T07:00:00Z (not 2026-13-45T99:00:00Z)")
+    text = text_of(sup.get("/history", headers=HX).get_data(as_text=True))
+    assert "already masked behind +918041234500 until 12:30 (not 2026-13-45T99:00:00Z)" in text  # 07:00 UTC is 12:30 IST
+    assert humanize.local_times_in("from 2026-11-25T20:00:00Z on", ZONE, NOW) == "from 26 Nov 01:30 on"
 
 
 def test_a_to_date_before_the_from_date_keeps_both_date_pickers(app, sup):

@@ -379,6 +379,7 @@ class CredentialForm:
     name: str = ""
     access: str = "read-write"
     error: str | None = None
+    error_field: str = "name"  # where the error is shown: "name" or "access"
 
 
 def _credentials_page(partial: str = "admin/_credentials.html", *, status: int = 200, **extra):
@@ -409,7 +410,7 @@ def create_credential():
     elif len(form.name) > 120:
         form.error = "The name must be at most 120 characters."
     elif not form.access:
-        form.error = "Choose read-write or read-only."
+        form.error, form.error_field = "Choose read-write or read-only.", "access"
     created = None
     if not form.error:
         try:

@@ -137,6 +137,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(lambda m: humanize.local_datetime(m, settings().zone), "localdatetime")
     app.add_template_filter(lambda m: humanize.time_left(m, now()), "timeleft")
     app.add_template_filter(humanize.phone, "phone")
+    app.add_template_filter(lambda text: humanize.local_times_in(text, settings().zone, now()), "localtimes")
     app.context_processor(_template_globals)
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_failed)
