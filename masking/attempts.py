@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from .humanize import parse_iso_utc
 from .models import AttemptAction, AttemptOutcome, MaskAttempt
-from .phone import MAX_INPUT_LENGTH, PhoneNumberError, normalise
+from .phone import MAX_INPUT_LENGTH, PhoneNumberError, ascii_digits, normalise
 
 ACTIVE, EXPIRED, ENDED, FAILED = "active", "expired", "ended", "failed"
 MY_ACTIVE_LIMIT = 200
@@ -50,8 +50,7 @@ def digits(value: str | None) -> str | None:
     """Only the digits of ``value`` (for partial-number search), or None."""
     if not value:
         return None
-    only = "".join(str(int(ch)) for ch in str(value) if ch.isdecimal())  # any script's digits, as ASCII
-    return only[:40] or None
+    return ascii_digits(value)[:40] or None
 
 
 def stored_number(value, default_region: str) -> str | None:
@@ -183,6 +182,13 @@ def _masked_since(session: Session, attempt: MaskAttempt, now: datetime) -> bool
                or_(MaskAttempt.id > attempt.id, and_(MaskAttempt.ended_at.is_(None), MaskAttempt.expires_at > now)))
         .limit(10))
     return any(_same_pair(row, attempt.m1, attempt.m2) for row in rows)
+
+
+def any_to_recheck(session: Session, user_id: int, now: datetime) -> bool:
+    """Has the user a call that timed out within ``RECHECK_WINDOW``? (My active masks is polled:
+    when there is none, this one indexed query is all it costs.)"""
+    return bool(session.scalar(select(exists().where(
+        MaskAttempt.user_id == user_id, MaskAttempt.created_at >= now - RECHECK_WINDOW, *_timed_out_clauses()))))
 
 
 def sets_to_recheck(session: Session, user_id: int, now: datetime, limit: int = RECHECK_LIMIT) -> list[MaskAttempt]:

@@ -58,7 +58,7 @@ from .clock import local_midnight_utc
 from .explain import SHORT, code_label, short_label
 from .humanize import to_local
 from .models import MAX_ROW_ID, AttemptAction, AttemptOutcome, MaskAttempt, User
-from .phone import redact
+from .phone import ascii_digits, redact
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 2000
@@ -225,7 +225,7 @@ def search_digits(text: str) -> str:
     """The digits to search for: '+91 98765-43' -> '919876543'. ValueError in words otherwise."""
     if re.search(r"[^\d\s+\-().]", text):
         raise ValueError("use digits only (spaces, +, - and brackets are ignored).")
-    digits = "".join(str(int(ch)) for ch in text if ch.isdecimal())  # '٩٨٧' (any script) -> '987', as stored
+    digits = ascii_digits(text)  # '٩٨٧' (any script) -> '987', as stored
     if not digits:
         raise ValueError("enter some digits.")
     if len(digits) > MAX_SEARCH_DIGITS:

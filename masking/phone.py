@@ -47,6 +47,11 @@ def normalise(value, default_region: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def ascii_digits(text) -> str:
+    """The decimal digits of ``text``, of any script, as ASCII: '+91 ٩٨٧-65' -> '9198765'."""
+    return "".join(str(int(ch)) for ch in str(text) if ch.isdecimal())
+
+
 def normalise_field(body: dict, field: str, default_region: str) -> str:
     """normalise() for an API field: a refusal becomes 1000 naming the field."""
     try:

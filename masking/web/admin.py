@@ -36,6 +36,7 @@ from masking import administration as admin
 from masking import audit, pool
 from masking.db import write_transaction
 from masking.models import MAX_ROW_ID, ApiAccount, PoolNumber, PoolStatus, Role, User
+from masking.phone import ascii_digits
 from masking.users import MIN_PASSWORD_LENGTH, ROLES
 from masking.web.auth import role_required
 from masking.web.dashboard import nav_item
@@ -227,7 +228,7 @@ def _status_filter() -> str:
 
 def _pool_query() -> dict[str, str]:
     """The list's filter from the URL: status and digits (what the admin looks for)."""
-    digits = "".join(str(int(ch)) for ch in (request.args.get("digits") or "") if ch.isdecimal())[:16]
+    digits = ascii_digits(request.args.get("digits") or "")[:16]
     return {key: value for key, value in (("status", _status_filter()), ("digits", digits)) if value}
 
 
@@ -462,7 +463,7 @@ def _query_text(name: str, limit: int) -> str:
 def audit_log():
     actor, action = _query_text("actor", 64), _query_text("action", 40)
     before_text = request.args.get("before") or ""
-    before = int(before_text) if before_text.isdecimal() and len(before_text) < 19 else None
+    before = int(before_text) if before_text.isdecimal() and len(before_text) <= 10 else None
     before = before if before is not None and before <= MAX_ROW_ID else None
     session = db.session()
     page = admin.audit_page(session, actor=actor or None, action=action or None, before=before,

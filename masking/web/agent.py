@@ -336,6 +336,8 @@ def _recheck_late_answers() -> str | None:
     the list (None: nothing new)."""
     session = db.session()
     moment = now()
+    if not attempts.any_to_recheck(session, current_user.id, moment):
+        return None
     budget = attempts.RECHECK_LIMIT
     adopted, changes = [], []
     try:

@@ -80,7 +80,18 @@ def failure(error: MaskingError) -> Response:
             payload["detail"] = error.detail
         if error.data:
             payload["data"] = error.data
-    return envelope(payload, error.http_status)
+    response = envelope(payload, error.http_status)
+    if error.code == errors.METHOD_NOT_ALLOWED:
+        response.headers["Allow"] = "POST, OPTIONS"
+    return response
+
+
+def _unknown_endpoint(endpoint: str) -> MaskingError:
+    return MaskingError(errors.UNKNOWN_ENDPOINT, f"no endpoint {PATH_PREFIX}{endpoint[:60]}")
+
+
+def _method_not_allowed() -> MaskingError:
+    return MaskingError(errors.METHOD_NOT_ALLOWED, f"use POST, not {request.method[:20]}")
 
 
 # ---------------------------------------------------------------- reading the body
@@ -261,21 +272,18 @@ def dispatch(endpoint: str):
     handler = ENDPOINTS.get(call.endpoint)
     try:
         if handler is None:
-            raise MaskingError(errors.UNKNOWN_ENDPOINT, f"no endpoint {PATH_PREFIX}{endpoint[:60]}")
+            raise _unknown_endpoint(endpoint)
         if request.method == "OPTIONS":  # CORS preflight
             call.code = 0
             response = Response(status=204)
             response.headers.update(CORS_HEADERS)
             return response
         if request.method != "POST":
-            raise MaskingError(errors.METHOD_NOT_ALLOWED, f"use POST, not {request.method}")
+            raise _method_not_allowed()
         return handler(read_body())
     except MaskingError as exc:
         _roll_back_session()
-        response = failure(exc)
-        if exc.code == errors.METHOD_NOT_ALLOWED:
-            response.headers["Allow"] = "POST, OPTIONS"
-        return response
+        return failure(exc)
     except SQLAlchemyError as exc:
         _roll_back_session()
         # No traceback: the error's text may carry the row's values (phone numbers).
@@ -297,12 +305,8 @@ def refused_by_routing(status: int) -> Response:
     line as ``dispatch`` gives (the dashboard's error pages call this for such paths)."""
     endpoint = "".join(ch if ch.isprintable() else "?" for ch in request.path[len(PATH_PREFIX):][:60])  # one log line
     g.api_call = Call(endpoint.strip("/").lower(), time.perf_counter())
-    if status == 405:
-        response = failure(MaskingError(errors.METHOD_NOT_ALLOWED, f"use POST, not {request.method[:20]}"))
-        response.headers["Allow"] = "POST, OPTIONS"
-    else:
-        response = failure(MaskingError(errors.UNKNOWN_ENDPOINT, f"no endpoint {PATH_PREFIX}{endpoint}"))
-    return log_call(response)  # no blueprint matched, so the API's after_request does not run
+    error = _method_not_allowed() if status == 405 else _unknown_endpoint(endpoint)
+    return log_call(failure(error))  # no blueprint matched, so the API's after_request does not run
 
 
 @bp.after_request
