@@ -254,7 +254,7 @@ def test_csrf_is_enforced_on_every_state_changing_request(csrf_app):
                                        "csrf_token": token}).status_code == 303
     page = client.get("/").get_data(as_text=True)
     token = csrf_from(page)
-    for url in ("/masks", "/validate/m1", "/masks/1/end", "/masks/1/extend", "/logout"):
+    for url in ("/masks", "/validate/m1", "/masks/1/end", "/masks/1/extend"):
         response = client.post(url, data={"m1": "9876543210"})
         assert response.status_code == 400, url
         assert "This form has expired" in response.get_data(as_text=True)
@@ -347,6 +347,30 @@ def test_a_stale_token_is_renewed_only_for_a_logged_in_users_htmx_request_from_t
     gone = client.post("/masks", data=TYPED, headers={**HX, "X-CSRFToken": stale, "HX-Current-URL": "http://localhost/"})
     assert gone.status_code == 401 and gone.headers["HX-Redirect"] == "/login"
     assert "HX-Trigger" not in gone.headers and gone.get_data() == b""
+
+
+def test_log_out_from_a_stale_page_logs_out(csrf_app, clock):
+    # Another tab logged in again: the old page's Log out still logs out.
+    client, stale = _stale_page(csrf_app)
+    response = client.post("/logout", data={"csrf_token": stale})
+    assert response.status_code == 303 and response.headers["Location"] == "/login"
+    assert "You are logged out." in client.get("/login").get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+    # The session ended while the page stayed open: Log out is not a dead end either.
+    assert login(client, "asha", csrf_token=csrf_from(client.get("/login").get_data(as_text=True))).status_code == 303
+    token = csrf_from(client.get("/").get_data(as_text=True))
+    clock.advance(minutes=31)
+    assert client.get("/").status_code == 302  # the idle session is gone, and its token with it
+    response = client.post("/logout", data={"csrf_token": token})
+    assert response.status_code == 303 and response.headers["Location"] == "/login"
+
+
+def test_a_logout_sent_by_another_site_is_refused(csrf_app):
+    client, _ = _stale_page(csrf_app)
+    forged = client.post("/logout", headers={"Sec-Fetch-Site": "cross-site"})
+    assert forged.status_code == 400 and "This form has expired" in forged.get_data(as_text=True)
+    assert client.get("/").status_code == 200  # still logged in
 
 
 def test_a_stale_login_form_is_never_a_dead_end(csrf_app):

@@ -187,6 +187,8 @@ def _csrf_failed(error: CSRFError):
       preflight passes) nor read the answer, and the session cookie is ``SameSite=Lax``.
     * The login form (a plain post) left open while another tab logged in or out: on to the page,
       or a fresh login form (``auth.stale_login_form``); never a dead end.
+    * Log out from a page left open past the session's end or another tab's new login: the user
+      asked to leave, so they leave. One sent by another site (``Sec-Fetch-Site``) is still 400.
     * Anything else (a plain form post, a failed referrer check, a fetch from another site): 400.
     """
     from flask_login import current_user
@@ -195,11 +197,13 @@ def _csrf_failed(error: CSRFError):
     from masking.web import auth
 
     stale_token = "referrer" not in (error.description or "").lower()  # a new token cures no referrer
+    same_site = request.headers.get("Sec-Fetch-Site", "same-origin") == "same-origin"
+    if request.endpoint == "auth.logout" and stale_token and same_site:
+        return auth.logout()
     if htmx_helpers.is_htmx():
         auth.end_idle_session()
         if not current_user.is_authenticated:
             return current_app.login_manager.unauthorized()
-        same_site = request.headers.get("Sec-Fetch-Site", "same-origin") == "same-origin"
         if stale_token and same_site:
             log.info("stale CSRF token on %s from user %s: new token handed out", request.path, current_user.id)
             renewed = {"csrf-renewed": {"token": generate_csrf(), "user": current_user.username}}
