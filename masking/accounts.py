@@ -34,10 +34,19 @@ class NewAccount:
     token: str  # the only time the token exists in clear
 
 
-def create_account(session: Session, name: str, now: datetime, *, can_write: bool = True) -> NewAccount:
+def create_account(session: Session, name: str, now: datetime, *, can_write: bool = True,
+                   reads_for: ApiAccount | None = None) -> NewAccount:
+    """A new account. ``reads_for``: for a read-only account, the read-write account whose
+    maskings it gets and lists (without it, it reads nothing)."""
     name = (name or "").strip()
     if not name or len(name) > 120:
         raise ValueError("the account name must be 1 to 120 characters")
+    if reads_for is not None:
+        if can_write:
+            raise ValueError("only a read-only account reads for another account")
+        if not reads_for.can_write or reads_for.revoked_at is not None:
+            raise ValueError(f"{reads_for.user_id} cannot be read for: it is "
+                             f"{'revoked' if reads_for.revoked_at is not None else 'read-only'}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     account = ApiAccount(
         user_id="u" + secrets.token_hex(8),
@@ -45,6 +54,7 @@ def create_account(session: Session, name: str, now: datetime, *, can_write: boo
         token_hash=_digest(token),
         can_write=can_write,
         created_at=now,
+        reads_for=reads_for,
     )
     session.add(account)
     session.flush()
@@ -74,17 +84,18 @@ class Principal:
     id: int
     user_id: str
     can_write: bool
+    reads_id: int  # whose maskings it gets and lists: its own, or the account a read-only one reads for
 
 
 # Credentials are checked on every API call: driver-level SQL (see masking.driver), with the
 # time comparisons done in SQL.
 _ACCOUNT_BY_USER_ID = Statement("""
-    SELECT id, user_id, can_write, token_hash, revoked_at IS NOT NULL
+    SELECT id, user_id, can_write, token_hash, revoked_at IS NOT NULL, coalesce(reads_for_id, id)
     FROM api_accounts WHERE user_id = :user_id
 """)
 _ACCOUNT_BY_SSID = Statement("""
     SELECT a.id, a.user_id, a.can_write, a.revoked_at IS NOT NULL,
-           s.expires_at <= :now, s.revoked_at IS NOT NULL
+           s.expires_at <= :now, s.revoked_at IS NOT NULL, coalesce(a.reads_for_id, a.id)
     FROM api_sessions s JOIN api_accounts a ON a.id = s.account_id
     WHERE s.ssid_hash = :ssid_hash
 """)
@@ -94,10 +105,10 @@ def check_token(conn: DriverConnection, user_id: str, token: str) -> Principal:
     row = conn.first(_ACCOUNT_BY_USER_ID, {"user_id": user_id})
     if row is None or not hmac.compare_digest(row[3], _digest(token)):
         raise MaskingError(INVALID_TOKEN, "userId and token do not match an account")
-    account_id, user_id, can_write, _token_hash, revoked = row
+    account_id, user_id, can_write, _token_hash, revoked, reads_id = row
     if revoked:
         raise MaskingError(INVALID_TOKEN, "this account's credentials were revoked")
-    return Principal(account_id, user_id, bool(can_write))
+    return Principal(account_id, user_id, bool(can_write), reads_id)
 
 
 def authenticate(conn: DriverConnection, body: dict, now: datetime, *, write: bool) -> Principal:
@@ -113,14 +124,14 @@ def authenticate(conn: DriverConnection, body: dict, now: datetime, *, write: bo
         row = conn.first(_ACCOUNT_BY_SSID, {"ssid_hash": _digest(ssid), "now": conn.timestamp(now)})
         if row is None:
             raise MaskingError(INVALID_TOKEN, "ssid is not valid")
-        account_id, account_user_id, can_write, account_revoked, ssid_expired, ssid_revoked = row
+        account_id, account_user_id, can_write, account_revoked, ssid_expired, ssid_revoked, reads_id = row
         if ssid_revoked:
             raise MaskingError(INVALID_TOKEN, "ssid is not valid")
         if ssid_expired:
             raise MaskingError(INVALID_TOKEN, "ssid has expired; log in again")
         if account_revoked:
             raise MaskingError(INVALID_TOKEN, "this account's credentials were revoked")
-        account = Principal(account_id, account_user_id, bool(can_write))
+        account = Principal(account_id, account_user_id, bool(can_write), reads_id)
     elif user_id and token:
         account = check_token(conn, user_id, token)
     elif user_id or token:

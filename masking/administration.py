@@ -219,14 +219,34 @@ def pool_summary(session: Session, now: datetime) -> dict[str, int]:
 
 # ---------------------------------------------------------------- API credentials
 
+class ReadsForError(AdminError):
+    """What a read-only account is to read for is missing or unusable; callers say where to choose it."""
+
+
 def create_api_account(session: Session, actor: User | None, name: str, can_write: bool,
-                       now: datetime) -> accounts.NewAccount:
+                       now: datetime, reads_for_user_id: str | None = None) -> accounts.NewAccount:
+    """A new API account. A read-only one needs ``reads_for_user_id``, the active read-write
+    account whose maskings it gets and lists: on its own it would read nothing."""
+    reads_for = None
+    if reads_for_user_id and can_write:
+        raise ReadsForError("Only a read-only account reads for another account.")
+    if not can_write:
+        if not reads_for_user_id:
+            raise ReadsForError("Choose the read-write account whose masks it reads: a read-only account "
+                                "makes none of its own.")
+        reads_for = accounts.find_account(session, reads_for_user_id)
+        if reads_for is None:
+            raise ReadsForError(f"There is no API account {reads_for_user_id!r} to read for.")
+        if not reads_for.can_write or reads_for.revoked_at is not None:
+            state = "revoked" if reads_for.revoked_at is not None else "read-only itself"
+            raise ReadsForError(f"{reads_for.user_id} is {state}: choose an active read-write account.")
     try:
-        created = accounts.create_account(session, name, now, can_write=can_write)
+        created = accounts.create_account(session, name, now, can_write=can_write, reads_for=reads_for)
     except ValueError as exc:
         raise AdminError(_sentence(exc)) from None
+    access = "read-write" if can_write else f"read-only, reads for {reads_for.user_id}"
     audit.record(session, actor, API_ACCOUNT_CREATE, now, target=created.account.user_id,
-                 detail=f"{created.account.name} ({'read-write' if can_write else 'read-only'})")
+                 detail=f"{created.account.name} ({access})")
     return created
 
 
@@ -249,6 +269,12 @@ def revoke_api_account(session: Session, actor: User | None, account: ApiAccount
 
 def list_api_accounts(session: Session) -> list[ApiAccount]:
     return list(session.scalars(select(ApiAccount).order_by(ApiAccount.created_at.desc(), ApiAccount.id.desc())))
+
+
+def readable_api_accounts(session: Session) -> list[ApiAccount]:
+    """The accounts a new read-only account may read for: active and read-write, by name."""
+    return list(session.scalars(select(ApiAccount).where(ApiAccount.can_write.is_(True), ApiAccount.revoked_at.is_(None))
+                                .order_by(ApiAccount.name, ApiAccount.id)))
 
 
 # ---------------------------------------------------------------- reading the audit log

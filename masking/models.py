@@ -55,7 +55,12 @@ class MaskingStatus:
 
 
 class ApiAccount(Base):
-    """An integrator's credentials for the API (the vendor's userId + token)."""
+    """An integrator's credentials for the API (the vendor's userId + token).
+
+    A read-write account sets and unsets maskings, and gets and lists its own. A read-only
+    account changes nothing; it gets and lists the maskings of ``reads_for``, a read-write
+    account (a reporting tool reading what an integration made, say).
+    """
 
     __tablename__ = "api_accounts"
 
@@ -66,6 +71,10 @@ class ApiAccount(Base):
     can_write: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    reads_for_id: Mapped[int | None] = mapped_column(ForeignKey("api_accounts.id"), nullable=True)
+
+    reads_for: Mapped["ApiAccount | None"] = relationship(remote_side=[id])
+
 
 class ApiSession(Base):
     """An ``ssid`` handed out by Auth/login. Only its hash is stored."""

@@ -415,20 +415,22 @@ def read_id(raw, field: str = "id") -> int:
 def get_masking(session: Session, account: Principal, masking_id) -> Masking:
     masking_id = read_id(masking_id)
     masking = session.get(Masking, masking_id)
-    if masking is None or masking.account_id != account.id:
-        raise MaskingError(errors.NOT_FOUND, f"no masking {masking_id} belongs to this account")
+    if masking is None or masking.account_id != account.reads_id:
+        owner = "this account" if account.reads_id == account.id else "the account this one reads for"
+        raise MaskingError(errors.NOT_FOUND, f"no masking {masking_id} belongs to {owner}")
     return masking
 
 
 def list_maskings(session: Session, account: Principal, body: dict, now: datetime,
                   settings: MaskingSettings) -> tuple[list[Masking], int | None]:
-    """The account's maskings, newest first, filtered; returns (page, next cursor or None).
+    """The account's maskings (a read-only account's: those of the account it reads for), newest
+    first, filtered; returns (page, next cursor or None).
 
     Filters: m1, m2 (either party), mask, eventId, status (active|expired|ended),
     created_from, created_to (inclusive, any expiry_time format). Keyset pagination:
     pass the returned ``next_cursor`` as ``cursor``.
     """
-    query = select(Masking).where(Masking.account_id == account.id)
+    query = select(Masking).where(Masking.account_id == account.reads_id)
     for field in ("m1", "m2"):
         if body.get(field) not in (None, ""):
             query = query.where(_party_filter(normalise_field(body, field, settings.default_region)))

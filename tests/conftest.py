@@ -170,12 +170,14 @@ def runner(app):
     return app.test_cli_runner()
 
 
-def make_account(app, name: str = "integrator", can_write: bool = True) -> dict:
-    """A fresh API account: {"userId": ..., "token": ...}."""
+def make_account(app, name: str = "integrator", can_write: bool = True, reads_for: dict | None = None) -> dict:
+    """A fresh API account: {"userId": ..., "token": ...}. ``reads_for``: the account (as returned
+    here) whose maskings a read-only account reads."""
     from masking import accounts
 
     with app.app_context():
-        created = accounts.create_account(db.session(), name, utcnow(), can_write=can_write)
+        owner = accounts.find_account(db.session(), reads_for["userId"]) if reads_for else None
+        created = accounts.create_account(db.session(), name, utcnow(), can_write=can_write, reads_for=owner)
         db.session.commit()
         return {"userId": created.account.user_id, "token": created.token}
 

@@ -64,8 +64,9 @@ def test_other_roles_get_403(app, role):
 
 
 def test_create_shows_the_token_once_and_stores_only_its_hash(app, admin_client):
-    response = admin_client.post("/admin/credentials", data={"name": "CRM integration", "access": "read-only"},
-                                 headers=HX)
+    owner = make_account(app, "CRM")
+    response = admin_client.post("/admin/credentials", data={"name": "CRM integration", "access": "read-only",
+                                                             "reads_for": owner["userId"]}, headers=HX)
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in html
     assert response.headers["HX-Trigger"] == "credentials-changed"
@@ -76,7 +77,8 @@ def test_create_shows_the_token_once_and_stores_only_its_hash(app, admin_client)
     assert_no_inline_code(html)
     [account] = [a for a in _accounts(app).values() if a.name == "CRM integration"]
     assert account.token_hash == hashlib.sha256(token.encode()).hexdigest()
-    assert account.can_write is False
+    assert account.can_write is False and account.reads_for_id == _account_id(app, owner["userId"])
+    assert f"read-only, reads the masks of CRM {owner['userId']}" in _text(response)
     assert _api_code(app, {"userId": account.user_id, "token": token}) == 200  # it works
     # Never again: not in the list, not on the page, not in the audit log.
     for page in (admin_client.get("/admin/credentials"), admin_client.get("/admin/credentials", headers=HX)):
@@ -84,12 +86,13 @@ def test_create_shows_the_token_once_and_stores_only_its_hash(app, admin_client)
         assert account.user_id in page.get_data(as_text=True)
     [entry] = audit_entries(app, "api_account.create")
     assert (entry.actor_name, entry.target) == ("boss", account.user_id)
-    assert entry.detail == "CRM integration (read-only)" and token not in entry.detail
+    assert entry.detail == f"CRM integration (read-only, reads for {owner['userId']})" and token not in entry.detail
 
 
 def test_the_list_shows_user_id_name_access_created_and_revoked(app, admin_client, clock):
     writer = make_account(app, "Billing", can_write=True)
-    reader = make_account(app, "Reports", can_write=False)
+    reader = make_account(app, "Reports", can_write=False, reads_for=writer)
+    legacy = make_account(app, "Old reports", can_write=False)
     admin_client.post(f"/admin/credentials/{_account_id(app, reader['userId'])}/revoke", headers=HX)
     page = admin_client.get("/admin/credentials")
     assert page.status_code == 200
@@ -101,7 +104,9 @@ def test_the_list_shows_user_id_name_access_created_and_revoked(app, admin_clien
     assert writer["userId"] in writer_row and "Billing" in writer_row and "read-write" in writer_row
     assert "active" in writer_row and "Revoke" in writer_row
     assert reader["userId"] in reader_row and "read-only" in reader_row and "revoked" in reader_row
+    assert f"reads the masks of Billing {writer['userId']}" in html_module.unescape(reader_row)
     assert "Revoke" not in reader_row
+    assert "reads no masks" in rows[str(_account_id(app, legacy["userId"]))]
     assert re.search(r"\d{4} \d\d:\d\d IST", writer_row)  # created, local time
 
 
@@ -112,6 +117,35 @@ def test_create_without_htmx_shows_the_token_on_the_page(app, admin_client):
     token = re.search(r'id="new-token">(mtk_[^<]+)<', html).group(1)
     user_id = next(a.user_id for a in _accounts(app).values() if a.name == "Batch")
     assert _api_code(app, {"userId": user_id, "token": token}) == 200
+
+
+def test_a_read_only_account_must_read_for_an_active_read_write_account(app, admin_client):
+    writer = make_account(app, "Billing")
+    reader = make_account(app, "Reports", can_write=False, reads_for=writer)
+    leaver = make_account(app, "Leaver")
+    admin_client.post(f"/admin/credentials/{_account_id(app, leaver['userId'])}/revoke", headers=HX)
+    form = admin_client.get("/admin/credentials").get_data(as_text=True)
+    choices = re.findall(r'<option value="(u[0-9a-f]+)"', form)
+    assert choices == [writer["userId"]]  # neither the reader nor the revoked account is offered
+    before = set(_accounts(app))
+    for reads_for, message in (
+            ("", "Choose the read-write account whose masks it reads"),
+            ("u0000000000000000", "There is no API account 'u0000000000000000' to read for."),
+            (reader["userId"], f"{reader['userId']} is read-only itself"),
+            (leaver["userId"], f"{leaver['userId']} is revoked"),
+    ):
+        response = admin_client.post("/admin/credentials", data={"name": "BI", "access": "read-only",
+                                                                 "reads_for": reads_for}, headers=HX)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200 and message in _text(response), reads_for
+        assert 'value="BI"' in html and 'value="read-only" checked' in html  # what was chosen is kept
+        assert re.search(r'<select id="credential-reads-for"[^>]*aria-invalid="true"', html)
+    assert set(_accounts(app)) == before  # nothing made
+    # A read-write account ignores the field.
+    admin_client.post("/admin/credentials", data={"name": "Batch", "access": "read-write",
+                                                  "reads_for": writer["userId"]}, headers=HX)
+    [batch] = [a for a in _accounts(app).values() if a.name == "Batch"]
+    assert batch.can_write and batch.reads_for_id is None
 
 
 @pytest.mark.parametrize("data, message", [
@@ -203,8 +237,9 @@ def test_the_dashboards_own_account_is_guarded_below_the_pages(app):
 
 
 def test_a_read_only_account_made_here_cannot_write(app, admin_client):
-    html = admin_client.post("/admin/credentials", data={"name": "Reader", "access": "read-only"},
-                             headers=HX).get_data(as_text=True)
+    owner = make_account(app, "CRM")
+    html = admin_client.post("/admin/credentials", data={"name": "Reader", "access": "read-only",
+                                                         "reads_for": owner["userId"]}, headers=HX).get_data(as_text=True)
     token = re.search(r'id="new-token">(mtk_[^<]+)<', html).group(1)
     user_id = next(a.user_id for a in _accounts(app).values() if a.name == "Reader")
     body = post(app.test_client(), SET, {"userId": user_id, "token": token, "m1": "+919876543200",

@@ -86,11 +86,30 @@ def test_get_other_accounts_masking_is_1506(client, app, account, history):
     assert history["ab"]["mask"] not in str(payload)
 
 
-def test_read_only_account_may_get_and_list_its_own(client, app, clock, pool_of_three):
-    clock.set(T0)
+def test_read_only_account_gets_and_lists_the_maskings_of_the_account_it_reads_for(client, app, account, history):
+    reader = make_account(app, "reader", can_write=False, reads_for=account)
+    assert listing(client, reader) == listing(client, account)  # the same page, filters and all
+    assert listed_ids(client, reader, status="ended") == order(history, "de")
+    assert ok(client, GET, {**reader, "id": history["ab"]["id"]}) == ok(client, GET, {**account, "id": history["ab"]["id"]})
+    # Through an ssid too.
+    ssid = {"ssid": ok(client, "/api/v2/Auth/login", reader)["ssid"]}
+    assert listed_ids(client, ssid) == listed_ids(client, account)
+
+    # Nothing of another account.
+    other = make_account(app, "other")
+    theirs = set_masking(client, other, PARTIES[10], PARTIES[11])
+    payload = err(client, GET, {**reader, "id": theirs["id"]}, 1506)
+    assert "the account this one reads for" in payload["detail"]
+    assert theirs["id"] not in listed_ids(client, reader)
+    # A reader of the other account sees only that one's.
+    assert listed_ids(client, make_account(app, "their reader", can_write=False, reads_for=other)) == [theirs["id"]]
+
+
+def test_read_only_account_reading_for_no_one_reads_nothing(client, app, account, history):
+    """Read-only accounts made before they could read for another (migration 0004)."""
     reader = make_account(app, "reader", can_write=False)
     assert listing(client, reader) == {"maskings": [], "next_cursor": None}
-    err(client, GET, {**reader, "id": 1}, 1506)
+    err(client, GET, {**reader, "id": history["ab"]["id"]}, 1506)
 
 
 # ---------------------------------------------------------------- list

@@ -20,6 +20,7 @@ from tests.conftest import PARTIES, POOL, add_pool, make_account
 
 SET = "/api/v2/Masking/set"
 UNSET = "/api/v2/Masking/unset"
+GET = "/api/v2/Masking/get"
 LIST = "/api/v2/Masking/list"
 LOGIN = "/api/v2/Auth/login"
 
@@ -271,12 +272,42 @@ def test_api_user_create_json_is_one_parsable_object(app, runner, client, pool_o
 
 
 def test_api_user_create_read_only(app, runner, client, pool_of_three):
-    credentials = json.loads(invoke(runner, "api-user", "create", "--read-only", "--json", "Auditor").stdout)
-    denied = api(client, SET, {**credentials, "m1": PARTIES[0], "m2": PARTIES[1]})
+    owner = json.loads(invoke(runner, "api-user", "create", "--json", "CRM").stdout)
+    made = api(client, SET, {**owner, "m1": PARTIES[0], "m2": PARTIES[1]})["data"]
+    credentials = json.loads(invoke(runner, "api-user", "create", "--read-only", "--reads-for", owner["userId"],
+                                    "--json", "Auditor").stdout)
+    denied = api(client, SET, {**credentials, "m1": PARTIES[2], "m2": PARTIES[3]})
     assert (denied["status"], denied["code"]) == ("error", 1015)
     assert api(client, UNSET, {**credentials, "m1": PARTIES[0]})["code"] == 1015
-    assert api(client, LIST, credentials)["status"] == "success"
-    assert f"{credentials['userId']}  read-only   Auditor" in invoke(runner, "api-user", "list").stdout
+    listed = api(client, LIST, credentials)["data"]["maskings"]
+    assert [m["id"] for m in listed] == [made["id"]]  # the owner's maskings, read, not changed
+    assert api(client, GET, {**credentials, "id": made["id"]})["data"]["status"] == "active"
+    assert (f"{credentials['userId']}  read-only   Auditor  (reads for {owner['userId']})"
+            in invoke(runner, "api-user", "list").stdout)
+    # --reads-for alone makes a read-only account too.
+    alone = json.loads(invoke(runner, "api-user", "create", "--reads-for", owner["userId"], "--json", "BI").stdout)
+    assert api(client, SET, {**alone, "m1": PARTIES[2], "m2": PARTIES[3]})["code"] == 1015
+    assert [m["id"] for m in api(client, LIST, alone)["data"]["maskings"]] == [made["id"]]
+
+
+def test_api_user_create_read_only_refuses_what_it_cannot_read_for(app, runner):
+    owner = make_account(app, "CRM")
+    reader = make_account(app, "Old reader", can_write=False)
+    leaver = make_account(app, "Leaver")
+    invoke(runner, "api-user", "revoke", leaver["userId"])
+    for args, error in (
+            (["--read-only"], "a read-only account needs --reads-for USERID"),
+            (["--reads-for", " "], "--reads-for needs the userId of the account to read for"),
+            (["--reads-for", "u0000000000000000"], "There is no API account 'u0000000000000000' to read for."),
+            (["--reads-for", reader["userId"]], f"{reader['userId']} is read-only itself"),
+            (["--reads-for", leaver["userId"]], f"{leaver['userId']} is revoked"),
+    ):
+        result = invoke(runner, "api-user", "create", *args, "Auditor", exit_code=1)
+        assert result.stderr.startswith(f"Error: {error}"), (args, result.stderr)
+    with app.app_context():
+        names = db.session.scalars(select(ApiAccount.name)).all()
+    assert sorted(names) == ["CRM", "Leaver", "Old reader"]  # nothing half-made
+    assert f"{owner['userId']}  read-write  CRM" in invoke(runner, "api-user", "list").stdout
 
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 121])
@@ -318,7 +349,7 @@ def test_api_user_revoke_of_an_unknown_user(app, runner):
 
 def test_api_user_list_never_shows_tokens(app, runner):
     first = make_account(app, "First")
-    second = make_account(app, "Second", can_write=False)
+    second = make_account(app, "Second", can_write=False)  # made before accounts could read for another
     listing = invoke(runner, "api-user", "list").stdout
     assert listing.splitlines() == [f"{first['userId']}  read-write  First", f"{second['userId']}  read-only   Second"]
     assert first["token"] not in listing and second["token"] not in listing

@@ -89,6 +89,19 @@ def test_the_revisions_are_read_from_the_migrations_folder():
 
 # ---------------------------------------------------------------- /healthz
 
+def test_the_migrations_build_exactly_the_models_schema(app):
+    """What `db upgrade` builds and what masking/models.py declares agree, column types and indexes
+    included: a model change without its migration (or the reverse) fails here, on each backend."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from masking.db import Base
+
+    with app.app_context(), db.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert differences == []
+
+
 def test_healthz_is_503_on_a_database_never_migrated(empty_app):
     reply = empty_app.test_client().get("/healthz")
     assert reply.status_code == 503

@@ -379,13 +379,15 @@ def pool_status(number_id: int):
 class CredentialForm:
     name: str = ""
     access: str = "read-write"
+    reads_for: str = ""  # userId of the account a read-only one reads for
     error: str | None = None
-    error_field: str = "name"  # where the error is shown: "name" or "access"
+    error_field: str = "name"  # where the error is shown: "name", "access" or "reads_for"
 
 
 def _credentials_page(partial: str = "admin/_credentials.html", *, status: int = 200, **extra):
     context = {"form": CredentialForm(), "created": None, "notice": None, "notice_is_error": False,
-               "builtin_user_id": BUILTIN_USER_ID, "builtin_confirmation": BUILTIN_CONFIRMATION}
+               "builtin_user_id": BUILTIN_USER_ID, "builtin_confirmation": BUILTIN_CONFIRMATION,
+               "readable_accounts": admin.readable_api_accounts(db.session())}
     context.update(extra)
     if partial == "admin/_credentials.html" or not is_htmx():
         context["api_accounts"] = admin.list_api_accounts(db.session())
@@ -403,7 +405,8 @@ def credentials():
 def create_credential():
     access = request.form.get("access") or ""
     form = CredentialForm(name=(request.form.get("name") or "").strip()[:200],
-                          access=access if access in ("read-write", "read-only") else "")
+                          access=access if access in ("read-write", "read-only") else "",
+                          reads_for=_without_controls(request.form.get("reads_for") or "").strip()[:40])
     if not form.name:
         form.error = "Enter a name for the account (who or what will use it)."
     elif _without_controls(form.name) != form.name:
@@ -416,8 +419,11 @@ def create_credential():
     if not form.error:
         try:
             with write_transaction(db.session()):
-                created = admin.create_api_account(db.session(), current_user, form.name,
-                                                   form.access == "read-write", now())
+                created = admin.create_api_account(
+                    db.session(), current_user, form.name, form.access == "read-write", now(),
+                    reads_for_user_id=form.reads_for if form.access == "read-only" else None)
+        except admin.ReadsForError as exc:
+            form.error, form.error_field = str(exc), "reads_for"
         except admin.AdminError as exc:
             form.error = str(exc)
     if form.error:

@@ -163,13 +163,24 @@ def pool_activate(number):
 
 @api_user_cli.command("create")
 @click.argument("name")
-@click.option("--read-only", is_flag=True, help="May get and list maskings, not set or unset them.")
+@click.option("--read-only", is_flag=True, help="May get and list maskings, not set or unset them "
+                                                  "(needs --reads-for).")
+@click.option("--reads-for", "reads_for", metavar="USERID",
+              help="Read-only, reading the maskings of USERID, an active read-write account.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"userId": ..., "token": ...} only.')
-def api_user_create(name, read_only, as_json):
+def api_user_create(name, read_only, reads_for, as_json):
     """Create an API account NAME and print its userId and token (shown only now)."""
+    if reads_for is not None:
+        reads_for = reads_for.strip()
+        if not reads_for:
+            raise click.ClickException("--reads-for needs the userId of the account to read for")
+    if read_only and not reads_for:
+        raise click.ClickException("a read-only account needs --reads-for USERID: the read-write account whose "
+                                   "maskings it gets and lists (it makes none of its own)")
     try:
         with write_transaction(db.session()):
-            created = administration.create_api_account(db.session(), None, name, not read_only, utcnow())
+            created = administration.create_api_account(db.session(), None, name, not reads_for, utcnow(),
+                                                        reads_for_user_id=reads_for)
     except administration.AdminError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -202,7 +213,8 @@ def api_user_list():
     """List API accounts (never their tokens)."""
     for account in db.session.scalars(select(ApiAccount).order_by(ApiAccount.id)):
         state = "revoked" if account.revoked_at else ("read-write" if account.can_write else "read-only")
-        click.echo(f"{account.user_id}  {state:<10}  {account.name}")
+        reads = f"  (reads for {account.reads_for.user_id})" if account.reads_for else ""
+        click.echo(f"{account.user_id}  {state:<10}  {account.name}{reads}")
 
 
 @click.command("sweep", cls=OperatorCommand)

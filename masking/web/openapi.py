@@ -98,7 +98,8 @@ OPERATIONS: dict[str, dict] = {
     "masking/get": {
         "tag": "Masking",
         "summary": "One masking of this account by id",
-        "description": "Any masking this account created, active or not. Another account's, or none: 1506.",
+        "description": ("Any masking this account created, active or not; for a read-only account, any the "
+                        "account it reads for created. Another account's, or none: 1506."),
         "body": "GetRequest",
         "success": "GetSuccess",
         "codes": (1506,),
@@ -108,6 +109,7 @@ OPERATIONS: dict[str, dict] = {
         "tag": "Masking",
         "summary": "This account's maskings, newest first, filtered, one page at a time",
         "description": (
+            "A read-only account lists the maskings of the account it reads for. "
             "Filters narrow together: `m1`/`m2` (either party), `mask`, `eventId`, `status`, `created_from`, "
             "`created_to` (inclusive; the formats of `expiry_time`). Keyset pagination: pass a page's "
             "`next_cursor` as `cursor` for the next page; null means the last page. Page size `limit`, "

@@ -78,3 +78,34 @@ def test_import_refuses_a_file_that_is_not_text(ui, stack):
     alert = page.locator("#import-report").get_by_role("alert")
     expect(alert).to_contain_text("photo.png")
     ui.shot("not-text")
+
+
+def test_a_read_only_account_is_made_to_read_for_a_read_write_one(ui, stack):
+    """The "Reads the masks of" choice shows only for read-only; a refusal keeps what was typed."""
+    page = ui.page
+    ui.login(stack.user("adm_creds", "admin"))
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="API credentials").click()
+    form = page.locator("#credential-create")
+    reads_for = form.get_by_label("Reads the masks of")
+    form.get_by_label("Name").fill("Browser CRM")
+    expect(reads_for).to_be_hidden()  # read-write is the default
+    form.get_by_role("button", name="Create account").click()
+    expect(form.get_by_role("status").first).to_contain_text("Account created")
+    crm_user_id = form.locator("code.secret").first.inner_text()
+
+    form.get_by_label("Name").fill("Browser BI")
+    form.get_by_label(re.compile("read-only")).check()
+    expect(reads_for).to_be_visible()
+    form.get_by_role("button", name="Create account").click()  # no account chosen
+    expect(form.get_by_role("alert")).to_contain_text("Choose the read-write account whose masks it reads")
+    expect(form.get_by_label("Name")).to_have_value("Browser BI")
+    expect(form.get_by_label(re.compile("read-only"))).to_be_checked()
+    ui.shot("reads-for-refused")
+
+    reads_for.select_option(label=f"Browser CRM ({crm_user_id})")
+    form.get_by_role("button", name="Create account").click()
+    expect(form.get_by_role("status").first).to_contain_text("Account created")
+    expect(form).to_contain_text(f"read-only, reads the masks of Browser CRM {crm_user_id}")
+    row = page.locator("#credential-list tr", has_text="Browser BI")
+    expect(row).to_contain_text(f"reads the masks of Browser CRM {crm_user_id}")
+    ui.shot("reader-created")
