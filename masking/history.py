@@ -158,7 +158,7 @@ def country_code_of(region: str) -> str:
 
 def parse(args: Mapping[str, str], *, session: Session, zone: ZoneInfo) -> HistoryQuery:
     """Read the history's query string. Never raises on bad input: it fills ``errors``."""
-    form = {name: _typed(args.get(name)) for name in FIELDS}
+    form = {name: typed_field(args.get(name)) for name in FIELDS}
     errors: dict[str, str] = {}
     values: dict = {}
 
@@ -168,19 +168,7 @@ def parse(args: Mapping[str, str], *, session: Session, zone: ZoneInfo) -> Histo
             errors["agent"] = f"There is no user called “{form['agent']}”."
         values["user_id"] = user_id
 
-    days = {}
-    for name, label in (("start", "From"), ("end", "To")):
-        if form[name]:
-            try:
-                days[name] = _parse_day(form[name])
-            except ValueError:
-                errors[name] = f"{label} date: enter a date as YYYY-MM-DD, for example 2026-11-27."
-    if "start" in days and "end" in days and days["start"] > days["end"]:
-        errors["end"] = "To date: it is before the From date."
-    if "start" in days:
-        values["since"] = local_midnight_utc(days["start"], zone)
-    if "end" in days:
-        values["until"] = local_midnight_utc(days["end"] + timedelta(days=1), zone)
+    days = read_days(form, errors, values, zone)
 
     outcome = form["outcome"]
     if outcome:
@@ -203,18 +191,40 @@ def parse(args: Mapping[str, str], *, session: Session, zone: ZoneInfo) -> Histo
 
     query = HistoryQuery(form=form, filters=Filters(**values), errors=errors, dates_read=frozenset(days))
     try:
-        query.before = Cursor.parse(_typed(args.get("before")))
-        query.after = None if query.before else Cursor.parse(_typed(args.get("after")))
+        query.before = Cursor.parse(typed_field(args.get("before")))
+        query.after = None if query.before else Cursor.parse(typed_field(args.get("after")))
     except (ValueError, OverflowError):
         query.notice = "That page link is not valid any more, so the newest results are shown."
     return query
 
 
-def _typed(value) -> str:
+def typed_field(value) -> str:
+    """A query-string value as typed, trimmed and cut to a sane length."""
     return str(value or "").strip()[:_MAX_TYPED]
 
 
+def read_days(form: Mapping[str, str], errors: dict[str, str], values: dict, zone: ZoneInfo) -> dict[str, date]:
+    """The form's "start" and "end" local days: a message in ``errors`` for each bad one, and in
+    ``values`` the UTC instants ``since`` (start's midnight) and ``until`` (the midnight after end).
+    Returns the days that were read."""
+    days = {}
+    for name, label in (("start", "From"), ("end", "To")):
+        if form[name]:
+            try:
+                days[name] = _parse_day(form[name])
+            except ValueError:
+                errors[name] = f"{label} date: enter a date as YYYY-MM-DD, for example 2026-11-27."
+    if "start" in days and "end" in days and days["start"] > days["end"]:
+        errors["end"] = "To date: it is before the From date."
+    if "start" in days:
+        values["since"] = local_midnight_utc(days["start"], zone)
+    if "end" in days:
+        values["until"] = local_midnight_utc(days["end"] + timedelta(days=1), zone)
+    return days
+
+
 def _parse_day(text: str) -> date:
+    """A local day typed as YYYY-MM-DD; ValueError otherwise."""
     day = date.fromisoformat(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
     if day is None or not 1900 <= day.year <= 9000:
         raise ValueError(text)

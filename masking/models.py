@@ -140,6 +140,7 @@ class Masking(Base):
         Index("ix_maskings_mask_number", "mask_number"),
         Index("ix_maskings_event_id", "event_id"),
         Index("ix_maskings_created_at", "created_at"),
+        Index("ix_maskings_expires_at", "expires_at"),  # the supervisors' "live" filter (migration 0005)
     )
 
     @classmethod

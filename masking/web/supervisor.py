@@ -8,17 +8,20 @@ Thin views over ``masking.history`` (filters, keyset pages, the CSV) and ``maski
 * ``POST /history/<id>/reveal``: the row again with its full numbers; recorded in the audit log.
 * ``POST /history/export``: the current filter as CSV, streamed in keyset batches; numbers
   hidden or full (chosen on the page); every export is recorded in the audit log.
+* ``GET /maskings``: every masking the service holds, whoever made it (API accounts and the
+  dashboard), from ``masking.service_report``; same conventions as the history.
+* ``POST /maskings/<id>/reveal``: that row again with its full numbers; recorded in the audit log.
 """
 from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, request, url_for
+from flask import Blueprint, Response, abort, current_app, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from masking import attempts, audit, history
+from masking import accounts, attempts, audit, history, service_report
 from masking.db import write_transaction
 from masking.humanize import to_local
 from masking.models import MaskAttempt, Role, User
@@ -31,6 +34,7 @@ from masking.web.htmx import htmx, render
 bp = Blueprint("supervisor", __name__)
 ROLES = (Role.SUPERVISOR, Role.ADMIN)
 nav_item("supervisor.history", "History", *ROLES)
+nav_item("supervisor.maskings", "All masks", *ROLES)
 
 REVEAL_ACTION = "reveal numbers"
 EXPORT_ACTION = "export history"
@@ -118,3 +122,55 @@ def _stream(engine, filters: history.Filters, moment, zone, numbers: str, countr
     with Session(engine) as session:
         yield from history.export_csv(session, filters, moment, zone=zone, numbers=numbers,
                                       country_code=country_code)
+
+
+# ---------------------------------------------------------------- every masking of the service
+
+def _dashboard_user_ids() -> set[str]:
+    """The API accounts the dashboard masks through: the built-in one, and the configured one."""
+    configured = current_app.config.get("MASKING_API_USER_ID")
+    return {accounts.DASHBOARD_USER_ID, *([configured] if configured else [])}
+
+
+def _maskings_link(query: service_report.ReportQuery, **cursor) -> str:
+    params = query.params(**cursor)
+    return url_for("supervisor.maskings") + ("?" + urlencode(params) if params else "")
+
+
+@bp.get("/maskings", endpoint="maskings")
+@role_required(*ROLES)
+def maskings_page():
+    session = db.session()
+    query = service_report.parse(request.args, session=session, zone=settings().zone)
+    page, empty = None, False
+    if query.ok:
+        page = service_report.page(session, query.filters, now(), country_code=_country_code(),
+                                   dashboard_user_ids=_dashboard_user_ids(), before=query.before, after=query.after)
+        # "No maskings at all" rather than "none match": only asked when it can be so.
+        empty = not page.rows and not query.filtered and not service_report.any_masking(session)
+    account_choices = service_report.account_choices(session)
+    session.commit()  # only reads: end the transaction (commit expires nothing; see _context)
+    partial = None if htmx.history_restore_request else "supervisor/_maskings.html"
+    return render("supervisor/maskings.html", partial, query=query, results=page, empty=empty,
+                  account_choices=account_choices, states=service_report.STATE_CHOICES,
+                  link=lambda **cursor: _maskings_link(query, **cursor), **_masking_row_context())
+
+
+def _masking_row_context(revealed: int | None = None) -> dict:
+    moment = now()
+    return {"revealed": revealed, "state": lambda row: row.state(moment), "maker": service_report.maker,
+            "redact": redact}
+
+
+@bp.post("/maskings/<id:masking_id>/reveal")
+@role_required(*ROLES)
+def reveal_masking(masking_id: int):
+    session = db.session()
+    row = service_report.one(session, masking_id, _dashboard_user_ids())
+    if row is None:
+        abort(404)
+    with write_transaction(session):
+        audit.record(session, current_user, REVEAL_ACTION, now(), target=f"masking #{row.id}",
+                     detail=f"first and second numbers of masking #{row.id} made by {service_report.maker(row)}")
+    return render("supervisor/maskings.html", "supervisor/_maskings_row.html", single=True, row=row,
+                  **_masking_row_context(row.id))

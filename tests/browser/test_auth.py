@@ -45,7 +45,7 @@ def test_log_in_and_out_as_each_role(ui, stack, role):
     header = page.get_by_role("banner")
     expect(header).to_contain_text(f"{username} ({role})")
     nav = page.get_by_role("navigation", name="Main")
-    expect(nav.get_by_role("link", name="Masks")).to_have_attribute("aria-current", "page")
+    expect(nav.get_by_role("link", name="Masks", exact=True)).to_have_attribute("aria-current", "page")
     expect(page.get_by_role("heading", name="New mask")).to_be_visible()
     expect(page.get_by_role("heading", name=re.compile("My active masks"))).to_be_visible()
     ui.shot("start-page")

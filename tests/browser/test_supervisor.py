@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import io
 import re
 from datetime import timedelta
@@ -198,3 +199,45 @@ def test_bad_filters_are_said_in_words(ui, stack):
     expect(page.get_by_label("From date")).to_have_value("2026-02-31")  # kept, to be corrected
     expect(page.get_by_label("From date")).to_have_attribute("aria-invalid", "true")
     ui.shot("bad-filters")
+
+
+def test_all_masks_lists_api_and_dashboard_masks_with_their_makers(ui, stack):
+    """A mask an agent made in the browser and one an integrator made through the API, side by
+    side on All masks, each with who made it; a number filter; Show numbers."""
+    import requests
+
+    agent = stack.user("agent_allmasks")
+    ui.login(agent)
+    dashboard_mask = create_mask(ui.page, PARTIES[86], PARTIES[87], reference="ALLMASKS-DASH")
+    integrator = stack.api_account("Browser CRM (all masks)")
+    made = requests.post(f"{stack.url}/api/v2/Masking/set", timeout=10, data=json.dumps(
+        {**integrator, "m1": PARTIES[88], "m2": PARTIES[89], "eventId": "ALLMASKS-API"})).json()
+    assert made["status"] == "success", made
+
+    page = ui.new_page()
+    ui.login(stack.user("sup_allmasks", "supervisor"), page=page)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="All masks").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("All masks")
+    rows = page.locator("#maskings tbody tr")
+
+    page.get_by_label("Number", exact=True).fill(PARTIES[88][3:])  # national digits of the API mask's first party
+    page.get_by_role("button", name="Show", exact=True).click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Browser CRM (all masks)")
+    expect(rows.first).to_contain_text(integrator["userId"])
+    expect(rows.first).to_contain_text("ALLMASKS-API")
+    expect(rows.first).to_contain_text("Live")
+    assert "number=" in page.url  # bookmarkable
+
+    page.get_by_label("Number", exact=True).fill(PARTIES[86])
+    page.get_by_role("button", name="Show", exact=True).click()
+    expect(rows).to_have_count(1)
+    row = rows.first
+    expect(row).to_contain_text(f"Dashboard: {agent}")
+    expect(row).to_contain_text(" ".join(dashboard_mask.split()))
+    expect(row).not_to_contain_text("98765 43286")  # hidden until shown
+    ui.shot("all masks, one row", page)
+    row.get_by_role("button", name=re.compile("Show the numbers")).click()
+    expect(rows.first).to_contain_text("98765 43286")
+    expect(rows.first).to_contain_text("recorded in the audit log")
+    ui.shot("all masks, numbers shown", page)

@@ -1,0 +1,407 @@
+"""All masks (``/maskings``): every masking of the service, whoever made it (two API accounts
+through the real API, an agent through the dashboard), with its maker and state; filters in the
+URL, keyset pages, reveal (audited), bad input in words. Flask's test client."""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+from sqlalchemy import event, select
+
+from masking.models import ApiAccount, MaskAttempt
+from masking.web.extensions import db
+from masking.web.service_client import ensure_builtin_account
+from tests.admin_helpers import audit_entries
+from tests.api_helpers import UNSET, configured_app, ok, set_masking
+from tests.conftest import PARTIES, POOL, add_pool, make_account
+from tests.dashboard_helpers import (HX, assert_no_inline_code, csrf_from, logged_in_client, login, make_user,
+                                     text_of)
+
+NOW = datetime(2026, 11, 27, 6, 0)  # 11:30 in India (TIMEZONE defaults to Asia/Kolkata)
+UK = "+447911123456"
+
+
+@pytest.fixture
+def app(app):
+    app.config["WTF_CSRF_ENABLED"] = False  # CSRF has its own test below
+    return app
+
+
+def _account_id(app, user_id: str) -> int:
+    with app.app_context():
+        return db.session.scalar(select(ApiAccount.id).where(ApiAccount.user_id == user_id))
+
+
+@pytest.fixture
+def made(app, client, clock):
+    """Four maskings of two API accounts, made through the API at different times:
+
+    zen1 (yesterday, 5 min: expired), acme1 (live), acme2 (ended by unset), zen2 (live, a UK party).
+    """
+    add_pool(app, *POOL[:3])
+    acme, zen = make_account(app, "Acme call centre"), make_account(app, "Zen support")
+    rows = {}
+    clock.set(NOW - timedelta(days=1))
+    rows["zen1"] = set_masking(client, zen, PARTIES[4], PARTIES[5], eventId="ticket-1", expiry_duration=5)
+    clock.set(NOW - timedelta(minutes=30))
+    rows["acme1"] = set_masking(client, acme, PARTIES[0], PARTIES[1], eventId="ticket-1", expiry_duration=60)
+    clock.set(NOW - timedelta(minutes=20))
+    rows["acme2"] = set_masking(client, acme, PARTIES[2], PARTIES[3], eventId="ticket-2", expiry_duration=60)
+    clock.set(NOW - timedelta(minutes=10))
+    ended = ok(client, UNSET, {**acme, "m1": PARTIES[2], "m2": PARTIES[3]})
+    assert ended["action"] == "ended"
+    clock.set(NOW - timedelta(minutes=5))
+    rows["zen2"] = set_masking(client, zen, UK, PARTIES[6], expiry_duration=120)
+    clock.set(NOW)
+    return {"ids": {name: row["id"] for name, row in rows.items()}, "masks": {n: r["mask"] for n, r in rows.items()},
+            "acme": acme, "zen": zen, "acme_id": _account_id(app, acme["userId"]),
+            "zen_id": _account_id(app, zen["userId"])}
+
+
+@pytest.fixture
+def sup(app):
+    return logged_in_client(app, "supervisor", "sue")
+
+
+def _row_ids(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'<tr id="masking-(\d+)"', html)]
+
+
+def _row_text(html: str, masking_id: int) -> str:
+    start = html.index(f'<tr id="masking-{masking_id}"')
+    return text_of(html[start:html.index("</tr>", start)])
+
+
+def _names(made, *names) -> list[int]:
+    return [made["ids"][name] for name in names]
+
+
+# ---------------------------------------------------------------- roles and navigation
+
+def test_roles_and_navigation(app, made):
+    urls = [("GET", "/maskings"), ("POST", f"/maskings/{made['ids']['acme1']}/reveal")]
+    agent = logged_in_client(app, "agent", "anna")
+    anonymous = app.test_client()
+    for method, url in urls:
+        assert agent.open(url, method=method).status_code == 403
+        response = anonymous.open(url, method=method)
+        assert response.status_code in (302, 303) and urlsplit(response.headers["Location"]).path == "/login"
+    for role in ("supervisor", "admin"):
+        client = logged_in_client(app, role)
+        for method, url in urls:
+            assert client.open(url, method=method).status_code == 200, (role, url)
+        assert 'href="/maskings"' in client.get("/").get_data(as_text=True)
+    assert ">All masks</a>" in logged_in_client(app, "admin", "root").get("/maskings").get_data(as_text=True)
+    assert 'href="/maskings"' not in agent.get("/").get_data(as_text=True)
+    assert audit_entries(app, "reveal numbers") == [] or all(e.actor_name != "anna" for e in audit_entries(app))
+
+
+# ---------------------------------------------------------------- the page
+
+def test_every_masking_of_every_account_with_its_maker_and_state(app, made, sup):
+    response = sup.get("/maskings")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "HX-Request" in response.headers["Vary"]
+    assert_no_inline_code(html)
+    assert _row_ids(html) == _names(made, "zen2", "acme2", "acme1", "zen1")  # newest first
+    assert "<caption>" in html and 'scope="col">Made by<' in html
+    acme1 = _row_text(html, made["ids"]["acme1"])
+    assert acme1.startswith("11:00 ")  # made 05:30 UTC = 11:00 IST
+    assert f"Acme call centre userId {made['acme']['userId']}" in acme1
+    assert "ticket-1" in acme1 and "Live until 12:00" in acme1 and "in 30 min" in acme1
+    acme2 = _row_text(html, made["ids"]["acme2"])
+    assert "Ended 11:20" in acme2 and "ticket-2" in acme2  # ended 05:50 UTC by Masking/unset
+    zen1 = _row_text(html, made["ids"]["zen1"])
+    assert zen1.startswith("26 Nov 11:30") and "Zen support" in zen1 and "Expired 26 Nov 11:35" in zen1
+    zen2 = _row_text(html, made["ids"]["zen2"])
+    assert "Zen support" in zen2 and "Live until 13:25" in zen2
+    for name, mask in made["masks"].items():  # the masking number is the pool's, shown whole
+        assert re.sub(r"\D", "", mask)[2:] in re.sub(r"\D", "", _row_text(html, made["ids"][name]))
+
+
+def test_numbers_are_hidden_until_revealed(app, made, sup):
+    html = sup.get("/maskings").get_data(as_text=True)
+    for party in (PARTIES[0], PARTIES[1], UK):
+        assert party not in html
+    assert "+91 98XXXXX200" in html and "+91 98XXXXX201" in html
+    assert "+91 98765 43200" not in html and "+44 7911 123456" not in html
+    assert html.count(">Show numbers</button>") == 4
+
+
+def test_the_state_follows_the_clock(app, made, clock):
+    clock.advance(minutes=31)  # acme1 (60 min from 05:30) has expired now
+    sup = logged_in_client(app, "supervisor", "sue")  # after the advance: sessions end when idle 30 min
+    html = sup.get("/maskings").get_data(as_text=True)
+    assert "Expired 12:00" in _row_text(html, made["ids"]["acme1"])
+    assert _row_ids(sup.get("/maskings?state=active").get_data(as_text=True)) == _names(made, "zen2")
+    assert _row_ids(sup.get("/maskings?state=expired").get_data(as_text=True)) == _names(made, "acme1", "zen1")
+
+
+def test_htmx_gets_the_filters_and_results_only(app, made, sup):
+    partial = sup.get("/maskings?state=ended", headers=HX).get_data(as_text=True)
+    assert "<html" not in partial and 'id="maskings"' in partial and 'hx-push-url="true"' in partial
+    assert _row_ids(partial) == _names(made, "acme2")
+    restore = sup.get("/maskings?state=ended", headers={**HX, "HX-History-Restore-Request": "true"})
+    assert "<html" in restore.get_data(as_text=True)
+
+
+def test_every_field_has_a_label_and_the_form_works_without_javascript(app, made, sup):
+    html = sup.get("/maskings").get_data(as_text=True)
+    form = html[html.index('<form id="maskings-filters"'):html.index("</form>", html.index('id="maskings-filters"'))]
+    assert 'method="get"' in form and 'action="/maskings"' in form
+    for field_id in re.findall(r'<(?:input|select)[^>]* id="([^"]+)"', form):
+        assert f'<label for="{field_id}"' in form, field_id
+    assert 'type="submit"' in form
+
+
+@pytest.mark.parametrize("query, expected", [
+    ({"number": "98765 43200"}, ["acme1"]),
+    ({"number": "098765 43203"}, ["acme2"]),  # national form with the trunk 0
+    ({"number": "+91 98765 432"}, ["zen2", "acme2", "acme1", "zen1"]),
+    ({"number": "4479 1112"}, ["zen2"]),  # international form of another country
+    ({"number": "9876543299"}, []),
+    ({"state": "active"}, ["zen2", "acme1"]),
+    ({"state": "expired"}, ["zen1"]),
+    ({"state": "ended"}, ["acme2"]),
+    ({"event": "ticket-1"}, ["acme1", "zen1"]),
+    ({"event": "ticket"}, []),  # exact, not a prefix
+    ({"start": "2026-11-27"}, ["zen2", "acme2", "acme1"]),  # local day: from 26 Nov 18:30 UTC
+    ({"end": "2026-11-26"}, ["zen1"]),
+    ({"start": "2026-11-26", "end": "2026-11-26"}, ["zen1"]),
+    ({"start": "2026-11-25", "end": "2026-11-25"}, []),
+    ({"state": "active", "event": "ticket-1", "start": "2026-11-27"}, ["acme1"]),
+])
+def test_filters_alone_and_combined_from_the_url(app, made, sup, query, expected):
+    html = sup.get("/maskings?" + urlencode(query)).get_data(as_text=True)
+    assert _row_ids(html) == _names(made, *expected), query
+    if not expected:
+        assert "No maskings match these filters." in text_of(html)
+
+
+def test_a_common_number_prefix_finds_the_same_rows(app, made, sup, monkeypatch):
+    from masking import service_report
+
+    monkeypatch.setattr(service_report, "COMMON", 3)  # on SQLite: walk the newest first instead
+    assert _row_ids(sup.get("/maskings?number=%2B91+98765+432").get_data(as_text=True)) == _names(
+        made, "zen2", "acme2", "acme1", "zen1")
+    assert _row_ids(sup.get("/maskings?number=9876543200").get_data(as_text=True)) == _names(made, "acme1")
+
+
+def test_account_filter_and_the_masking_number(app, made, sup):
+    acme = sup.get(f"/maskings?account={made['acme_id']}").get_data(as_text=True)
+    assert _row_ids(acme) == _names(made, "acme2", "acme1")
+    assert f'<option value="{made["acme_id"]}" selected>Acme call centre ({made["acme"]["userId"]})</option>' in acme
+    zen = sup.get(f"/maskings?account={made['zen_id']}&state=active").get_data(as_text=True)
+    assert _row_ids(zen) == _names(made, "zen2")
+    # By the masking number, in national form: the maskings on that pool number and no other.
+    mask = made["masks"]["acme1"]
+    expected = [made["ids"][n] for n in ("zen2", "acme2", "acme1", "zen1") if made["masks"][n] == mask]
+    national = "0" + mask[3:]
+    assert _row_ids(sup.get("/maskings?" + urlencode({"number": national})).get_data(as_text=True)) == expected
+    assert _row_ids(sup.get("/maskings?" + urlencode({"number": mask})).get_data(as_text=True)) == expected
+
+
+def test_typed_filters_stay_in_the_form(app, made, sup):
+    html = sup.get(f"/maskings?number=98765&account={made['zen_id']}&state=expired&event=ticket-1"
+                   f"&start=2026-11-01&end=2026-11-30").get_data(as_text=True)
+    assert 'id="filter-number" name="number" type="text"' in html and 'value="98765"' in html
+    assert f'<option value="{made["zen_id"]}" selected>' in html
+    assert '<option value="expired" selected>' in html
+    assert 'value="ticket-1"' in html
+    assert 'name="start" type="date" value="2026-11-01"' in html and 'name="end" type="date" value="2026-11-30"' in html
+    assert _row_ids(html) == _names(made, "zen1")
+
+
+@pytest.mark.parametrize("query, typed, message", [
+    ("start=2026-02-30", 'value="2026-02-30"', "From date: enter a date as YYYY-MM-DD"),
+    ("end=tomorrow", 'value="tomorrow"', "To date: enter a date as YYYY-MM-DD"),
+    ("start=2026-11-27&end=2026-11-01", 'value="2026-11-01"', "To date: it is before the From date"),
+    ("number=98x65", 'value="98x65"', "Number: use digits only"),
+    ("number=12", 'value="12"', "Number: enter at least 4 digits"),
+    ("number=" + "9" * 30, 'value="' + "9" * 30 + '"', "Number: a phone number has at most 15 digits"),
+    ("account=acme", '<option value="acme" selected>', "API account: choose one from the list"),
+    ("account=-1", '<option value="-1" selected>', "API account: choose one from the list"),
+    ("account=" + "9" * 40, '<option value="' + "9" * 40 + '" selected>', "API account: choose one from the list"),
+    ("account=999999", '<option value="999999" selected>', "API account: there is no account number 999999"),
+    ("state=exploded", '<option value="exploded" selected>', "State: choose one from the list"),
+    ("event=" + "x" * 300, 'value="' + "x" * 255 + '"', "eventId: at most 255 characters"),
+    ("start=" + "9" * 500, 'value="' + "9" * 64 + '"', "From date"),
+])
+def test_bad_input_is_explained_and_kept(app, made, sup, query, typed, message):
+    for headers in ({}, HX):
+        response = sup.get(f"/maskings?{query}", headers=headers)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200
+        assert message in text_of(html), html
+        assert typed in html
+        assert 'role="alert"' in html and 'aria-invalid="true"' in html
+        assert _row_ids(html) == []  # no results that look filtered but are not
+
+
+@pytest.mark.parametrize("cursor", ["before=zzz", "after=-1", "before=" + "9" * 40, "before=99999999999"])
+def test_an_absurd_page_cursor_shows_the_newest_page(app, made, sup, cursor):
+    response = sup.get(f"/maskings?{cursor}")
+    assert response.status_code == 200
+    assert _row_ids(response.get_data(as_text=True)) == _names(made, "zen2", "acme2", "acme1", "zen1")
+    assert "That page link is not valid any more" in response.get_data(as_text=True)
+
+
+def test_empty_states_in_words(app, sup):
+    text = text_of(sup.get("/maskings").get_data(as_text=True))
+    assert "The service holds no maskings yet." in text and "No maskings match" not in text
+    text = text_of(sup.get("/maskings?state=active").get_data(as_text=True))
+    assert "No maskings match these filters." in text
+
+
+# ---------------------------------------------------------------- pages
+
+@contextmanager
+def _counting_statements(app):
+    statements = []
+    with app.app_context():
+        engine = db.engine
+
+    def count(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_keyset_pages_are_complete_without_duplicates(app, client, clock, sup):
+    add_pool(app, POOL[0])
+    acme, zen = make_account(app, "Acme call centre"), make_account(app, "Zen support")
+    clock.set(NOW - timedelta(days=1))
+    made = []
+    for i in range(120):
+        # Each expires and its cool-off passes before the next: one pool number serves them all.
+        credentials = acme if i % 3 else zen
+        made.append(set_masking(client, credentials, PARTIES[i % 100], f"+9198123{i:05d}", expiry_duration=1)["id"])
+        clock.advance(minutes=7)
+    seen, url, pages = [], "/maskings", 0
+    while url:
+        with _counting_statements(app) as statements:
+            html = sup.get(url, headers=HX).get_data(as_text=True)
+        assert len(statements) <= 6, statements  # a fixed number of queries, not one per row
+        seen += _row_ids(html)
+        pages += 1
+        older = re.search(r'<a href="([^"]+)" rel="next"', html)
+        url = older.group(1).replace("&amp;", "&") if older else None
+    assert pages == 3 and seen == sorted(made, reverse=True)
+    newer = re.search(r'<a href="([^"]+)" rel="prev"', html).group(1).replace("&amp;", "&")
+    assert _row_ids(sup.get(newer).get_data(as_text=True)) == seen[50:100]
+    assert ">Newest</a>" in html
+    # A filtered walk carries the filter in its links.
+    acme_id = _account_id(app, acme["userId"])
+    seen, url = [], f"/maskings?account={acme_id}"
+    while url:
+        html = sup.get(url).get_data(as_text=True)
+        seen += _row_ids(html)
+        older = re.search(r'<a href="([^"]+)" rel="next"', html)
+        url = older.group(1).replace("&amp;", "&") if older else None
+        if url:
+            assert f"account={acme_id}" in url and "before=" in url
+    assert seen == [m for i, m in enumerate(made) if i % 3][::-1] and len(seen) == 80
+
+
+# ---------------------------------------------------------------- reveal
+
+def test_reveal_shows_the_full_numbers_and_is_audited(app, made, sup):
+    masking_id = made["ids"]["acme1"]
+    response = sup.post(f"/maskings/{masking_id}/reveal", headers=HX)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" not in html
+    assert html.strip().startswith(f'<tr id="masking-{masking_id}"')
+    assert "+91 98765 43200" in html and "+91 98765 43201" in html and "recorded in the audit log" in html
+    assert "Acme call centre" in html and "data-autofocus" in html
+    [entry] = audit_entries(app, "reveal numbers")
+    assert entry.actor_name == "sue" and entry.target == f"masking #{masking_id}"
+    assert "Acme call centre" in entry.detail and "9876543200" not in entry.detail
+    # Without htmx: a page with the one row.
+    page = sup.post(f"/maskings/{masking_id}/reveal").get_data(as_text=True)
+    assert "<html" in page and "+91 98765 43200" in page and "Back to all masks" in page
+    assert len(audit_entries(app, "reveal numbers")) == 2
+    # Only that row: the list still hides every number.
+    assert "+91 98765 43200" not in sup.get("/maskings").get_data(as_text=True)
+    assert sup.post("/maskings/999999/reveal", headers=HX).status_code == 404
+    assert sup.post("/maskings/abc/reveal").status_code == 404
+    assert sup.post("/maskings/99999999999/reveal").status_code == 404
+    assert len(audit_entries(app, "reveal numbers")) == 2
+
+
+def test_reveal_needs_the_csrf_token(database_url, clock):
+    with configured_app(database_url, clock) as app:
+        add_pool(app, POOL[0])
+        masking = set_masking(app.test_client(), make_account(app, "Acme"), PARTIES[0], PARTIES[1])
+        client = app.test_client()
+        make_user(app, "sue", "supervisor")
+        assert login(client, "sue", csrf_token=csrf_from(client.get("/login").get_data(as_text=True))).status_code == 303
+        token = csrf_from(client.get("/maskings").get_data(as_text=True))
+        assert client.post(f"/maskings/{masking['id']}/reveal").status_code == 400
+        assert audit_entries(app, "reveal numbers") == []
+        revealed = client.post(f"/maskings/{masking['id']}/reveal", headers={**HX, "X-CSRFToken": token})
+        assert revealed.status_code == 200 and "+91 98765 43200" in revealed.get_data(as_text=True)
+        assert len(audit_entries(app, "reveal numbers")) == 1
+
+
+# ---------------------------------------------------------------- made in the dashboard
+
+def test_a_mask_made_by_an_agent_in_the_dashboard_names_the_agent(app, live_server, database_url, clock):
+    """The agent's real flow: the dashboard calls the API (gunicorn) with its built-in account."""
+    add_pool(app, *POOL[:2])
+    with app.app_context():
+        user_id, token = ensure_builtin_account()
+    integrator = make_account(app, "Acme call centre")
+    with configured_app(database_url, clock, WTF_CSRF_ENABLED=False, MASKING_API_URL=live_server.url,
+                        MASKING_API_USER_ID=user_id, MASKING_API_TOKEN=token) as dash:
+        agent = logged_in_client(dash, "agent", "asha")
+        made = agent.post("/masks", data={"m1": PARTIES[0], "m2": PARTIES[1], "expiry": "60"}, headers=HX)
+        assert made.status_code == 200
+        with dash.app_context():
+            attempt = db.session.scalar(select(MaskAttempt).where(MaskAttempt.outcome == "success"))
+        assert attempt is not None and attempt.masking_id, made.get_data(as_text=True)
+        api = set_masking(dash.test_client(), integrator, PARTIES[2], PARTIES[3])
+        sup = logged_in_client(dash, "supervisor", "sue")
+        html = sup.get("/maskings").get_data(as_text=True)
+        assert _row_ids(html) == [api["id"], attempt.masking_id]
+        assert "Dashboard: asha" in _row_text(html, attempt.masking_id)
+        assert "Acme call centre" in _row_text(html, api["id"])
+        dashboard_id = _account_id(dash, user_id)
+        assert _row_ids(sup.get(f"/maskings?account={dashboard_id}").get_data(as_text=True)) == [attempt.masking_id]
+        sup.post(f"/maskings/{attempt.masking_id}/reveal", headers=HX)
+        [entry] = audit_entries(dash, "reveal numbers")
+        assert "Dashboard: asha" in entry.detail
+
+
+# ---------------------------------------------------------------- SQLite's plans
+
+def test_sqlite_plans_use_the_indexes(sqlite_file_app):
+    """SQLite plans without statistics; the hints of masking.service_report keep each filter on
+    its index (PostgreSQL plans from its statistics: see the README's figures)."""
+    from sqlalchemy import text
+
+    from masking import service_report
+    from masking.service_report import Filters
+
+    def plan(filters, **kwargs):
+        stmt = service_report.statement(filters, NOW, country_code="91", limit=51, **kwargs)
+        sql = str(stmt.compile(db.engine, compile_kwargs={"literal_binds": True}))
+        return " | ".join(row[3] for row in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+
+    with sqlite_file_app.app_context():
+        assert plan(Filters()) == "SCAN maskings"  # the primary key, newest first, stopped by the LIMIT
+        assert "USING INDEX ix_maskings_expires_at" in plan(Filters(state="active"))
+        assert "USING INDEX ix_maskings_expires_at" in plan(Filters(state="active"), before=500)
+        assert "USING INDEX ix_maskings_account_id" in plan(Filters(account_id=2), before=500)
+        assert "USING INDEX ix_maskings_event_id" in plan(Filters(event_id="ticket-1"))
+        number = plan(Filters(number="9999999999"), before=500)  # all nines: still bounded ranges
+        assert "MULTI-INDEX OR" in number and "ix_maskings_m1" in number and "ix_maskings_m2" in number
+        assert plan(Filters(number="9198"), common_number=True) == "SCAN maskings"
+        assert plan(Filters(since=NOW, until=NOW + timedelta(days=1))) == "SCAN maskings"  # no sort of the range
