@@ -78,7 +78,8 @@ DAY_MARGINS = {"top": 28, "bottom": 236, "left": 8, "right": 712}
 
 
 def day_columns(days, every: int = 7) -> ColumnChart:
-    """Stacked columns (successes below, failures above) for a list of ``DayCount``, oldest first."""
+    """Stacked columns for a list of ``DayCount``, oldest first: masks made in the dashboard at the
+    bottom, masks made through the API above them, the dashboard's failed attempts on top."""
     top, bottom, left, right = (DAY_MARGINS[k] for k in ("top", "bottom", "left", "right"))
     scale_max = nice_ceiling(max((d.total for d in days), default=0))
     slot = (right - left) / max(len(days), 1)
@@ -87,22 +88,23 @@ def day_columns(days, every: int = 7) -> ColumnChart:
     columns = []
     for i, d in enumerate(days):
         x = left + i * slot + (slot - bar) / 2
-        ok_h = plot * d.successes / scale_max
-        bad_h = plot * d.failures / scale_max
         rects = []
-        if d.successes:
-            rects.append(Rect(round(x, 2), round(bottom - ok_h, 2), round(bar, 2), round(ok_h, 2), "bar-ok",
-                              d.successes, "succeeded"))
-        if d.failures:
-            rects.append(Rect(round(x, 2), round(bottom - ok_h - bad_h, 2), round(bar, 2), round(bad_h, 2),
-                              "bar-fail", d.failures, "failed"))
+        y = float(bottom)
+        for value, css, name in ((d.successes, "bar-ok", "made in the dashboard"),
+                                 (d.api, "bar-api", "made through the API"),
+                                 (d.failures, "bar-fail", "failed in the dashboard")):
+            if value:
+                height = plot * value / scale_max
+                y -= height
+                rects.append(Rect(round(x, 2), round(y, 2), round(bar, 2), round(height, 2), css, value, name))
         label = short_day(d.day)
-        title = (f"{label}: {plural(d.total, 'mask attempt')}, {number(d.successes)} succeeded, "
-                 f"{number(d.failures)} failed")
+        title = (f"{label}: {plural(d.made, 'mask')} made, {number(d.successes)} in the dashboard and "
+                 f"{number(d.api)} through the API; {plural(d.failures, 'failed attempt')} in the dashboard")
         last = i == len(days) - 1
         tick = "today" if last else (label if (len(days) - 1 - i) % every == 0 and i >= 2 else None)
         columns.append(Column(round(x, 2), round(x + bar / 2, 2), label, title, rects,
-                              {"day": d.day.isoformat(), "successes": d.successes, "failures": d.failures}, tick))
+                              {"day": d.day.isoformat(), "successes": d.successes, "failures": d.failures,
+                               "api": d.api}, tick))
     half = scale_max // 2
     gridlines = [(float(top), number(scale_max))]
     if half:

@@ -1,10 +1,15 @@
 """The supervisors' overview in figures: masks per day, failures by code, pool use, busiest agents. No Flask.
 
-Everything comes from the dashboard's own record (``mask_attempts``) except pool use, which
-reads the pool (``pool_numbers``) and the service's routing leases (``routes``).
+Two records of masking activity are read: the dashboard's own (``mask_attempts``: every
+attempt of an agent, failed ones included) and the service's (``maskings``: every masking
+made, whoever made it; a refused API call writes nothing). Pool use reads the pool
+(``pool_numbers``) and the service's routing leases (``routes``).
 
-* **Masks per day**: ``set`` attempts per local day (the configured zone) over the last
-  ``DAYS`` days, today included, split into successes and failures (error or unavailable).
+* **Masks per day**: per local day (the configured zone) over the last ``DAYS`` days, today
+  included: the dashboard's ``set`` attempts, split into successes and failures (error or
+  unavailable), and the maskings integrators made through the API, i.e. those of accounts
+  other than the dashboard's own (``dashboard_user_ids``): the dashboard's maskings are
+  already counted as its successful attempts.
 * **Failures by code**: failed attempts of any action (set, end, extend) over the same days,
   by the service's error code; no code means no usable answer (unreachable, timed out).
 * **Pool use**: per pool status, how many numbers serve at least one live masking now
@@ -20,16 +25,21 @@ Queries and indexes (checked with EXPLAIN on SQLite and PostgreSQL, see ``explai
   included, is exact. Action, outcome, code and user are not in that index, so each row of
   the range is read once: about 0.5-0.7 s for the 30 days of a million-row table on a small
   machine (~340,000 rows in the window).
-* Hence ``ClosedDays``: a local day that is over never changes (attempts are recorded at the
-  instant they are made), so the page (``cache=``) counts each closed day once per process
-  and afterwards scans only today's range (a few milliseconds). Without a cache every
-  function here counts afresh (the tests, the CLI).
+* Maskings likewise, ``api_counts_query``: a range of ``ix_maskings_created_at`` grouped by
+  (local day, account). Grouping by account rather than filtering out the dashboard's keeps
+  the counts independent of the configuration (the filter is applied in Python), and there
+  are few accounts.
+* Hence ``ClosedDays``: a local day that is over never changes (attempts and maskings are
+  recorded at the instant they are made), so the page (``cache=``) counts each closed day
+  once per process and afterwards scans only today's range (a few milliseconds). Without a
+  cache every function here counts afresh (the tests, the CLI).
 * Pool use: pool numbers by status, each probed with EXISTS on the ``routes`` unique index
   ``(mask_number, party)``.
 """
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -37,26 +47,34 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
+from .accounts import DASHBOARD_USER_ID
 from .clock import local_midnight_utc
 from .explain import code_label
 from .humanize import to_local
-from .models import AttemptAction, AttemptOutcome, MaskAttempt, User
+from .models import ApiAccount, AttemptAction, AttemptOutcome, Masking, MaskAttempt, User
 from .pool import StatusUse, use_by_status, use_by_status_query
 
 DAYS = 30
 BUSY_DAYS = 7
 BUSY_LIMIT = 10
+DASHBOARD_USER_IDS = (DASHBOARD_USER_ID,)  # the built-in account; the app adds the configured one
 
 
 @dataclass(frozen=True)
 class DayCount:
     day: date  # local date
-    successes: int = 0
-    failures: int = 0
+    successes: int = 0  # in the dashboard
+    failures: int = 0  # in the dashboard
+    api: int = 0  # maskings made through the API by integrators' own accounts
+
+    @property
+    def made(self) -> int:
+        return self.successes + self.api
 
     @property
     def total(self) -> int:
-        return self.successes + self.failures
+        """Everything the day's column shows: masks made, and the dashboard's failed attempts."""
+        return self.successes + self.failures + self.api
 
 
 @dataclass(frozen=True)
@@ -93,7 +111,16 @@ class Overview:
 
     @property
     def masks(self) -> int:
+        """All the activity counted per day: masks made (dashboard and API) and failed attempts."""
         return sum(d.total for d in self.days)
+
+    @property
+    def masks_made(self) -> int:
+        return sum(d.made for d in self.days)
+
+    @property
+    def api_masks(self) -> int:
+        return sum(d.api for d in self.days)
 
     @property
     def mask_successes(self) -> int:
@@ -117,7 +144,7 @@ class Overview:
 
     @property
     def is_empty(self) -> bool:
-        """Nothing at all to show (a fresh install): no attempts in the window, no pool."""
+        """Nothing at all to show (a fresh install): no attempts or maskings in the window, no pool."""
         return not self.masks and not self.failures and not self.busiest and not self.pool_total
 
 
@@ -131,16 +158,20 @@ def day_window(now: datetime, zone: ZoneInfo, days: int = DAYS) -> tuple[list[da
     return dates, bounds
 
 
-def _day_index(bounds: list[datetime]):
-    """SQL: the index of the local day a row's created_at falls in (rows are within bounds[0]..bounds[-1])."""
-    whens = [(MaskAttempt.created_at < bound, index) for index, bound in enumerate(bounds[1:-1])]
-    return case(*(whens or [(MaskAttempt.created_at < bounds[-1], 0)]), else_=literal(len(bounds) - 2))
+def _day_index(bounds: list[datetime], column=MaskAttempt.created_at):
+    """SQL: the index of the local day ``column`` falls in (rows are within bounds[0]..bounds[-1])."""
+    whens = [(column < bound, index) for index, bound in enumerate(bounds[1:-1])]
+    return case(*(whens or [(column < bounds[-1], 0)]), else_=literal(len(bounds) - 2))
 
 
-# ---------------------------------------------------------------- counting attempts
+# ---------------------------------------------------------------- counting attempts and maskings
 
 # (action, failed, error_code, user_id, count): one group of a local day's attempts.
 Group = tuple[str, bool, "int | None", int, int]
+# (account_id, count): one account's maskings of a local day.
+ApiGroup = tuple[int, int]
+
+ATTEMPTS, MASKINGS = "attempts", "maskings"  # what a ClosedDays entry counts
 
 
 def counts_query(bounds: list[datetime]):
@@ -156,65 +187,100 @@ def counts_query(bounds: list[datetime]):
     )
 
 
-def _count_days(session: Session, bounds: list[datetime], first: int, last: int) -> dict[int, list[Group]]:
+def api_counts_query(bounds: list[datetime]):
+    """Maskings between ``bounds[0]`` and ``bounds[-1]`` grouped by (local day index, account):
+    a range of ``ix_maskings_created_at``; the account is read from the rows."""
+    day = _day_index(bounds, Masking.created_at).label("day")
+    return (
+        select(day, Masking.account_id, func.count().label("n"))
+        .where(Masking.created_at >= bounds[0], Masking.created_at < bounds[-1])
+        .group_by(day, Masking.account_id)
+    )
+
+
+def _attempt_group(action, failed, code, user_id, n) -> Group:
+    return action, bool(failed), code, user_id, n
+
+
+def _api_group(account_id, n) -> ApiGroup:
+    return account_id, n
+
+
+COUNTERS = {ATTEMPTS: (counts_query, _attempt_group), MASKINGS: (api_counts_query, _api_group)}
+
+
+def _count_days(session: Session, bounds: list[datetime], first: int, last: int, kind: str = ATTEMPTS) -> dict:
     """The groups of days ``first`` .. ``last - 1`` (indexes into ``bounds``)."""
-    found: dict[int, list[Group]] = {i: [] for i in range(first, last)}
+    found: dict[int, list] = {i: [] for i in range(first, last)}
     if first >= last:
         return found
-    for day, action, failed, code, user_id, n in session.execute(counts_query(bounds[first:last + 1])):
-        found[first + int(day)].append((action, bool(failed), code, user_id, n))
+    query, group = COUNTERS[kind]
+    for day, *row in session.execute(query(bounds[first:last + 1])):
+        found[first + int(day)].append(group(*row))
     return found
 
 
 class ClosedDays:
     """The counts of local days that are over, kept in memory (one per process, e.g. on the app).
 
-    Attempts are recorded with the instant they are made, so once a local day has ended (plus
-    ``GRACE`` for a request that started before midnight and commits after) its counts never
-    change: each closed day is counted once, and a page only scans today. Rows written
-    into the past some other way (a bulk import, a restore) show after a restart.
+    Attempts and maskings are recorded with the instant they are made, so once a local day has
+    ended (plus ``GRACE`` for a request that started before midnight and commits after) its
+    counts never change: each closed day is counted once, and a page only scans today. Rows
+    written into the past some other way (a bulk import, a restore) show after a restart.
     """
 
     GRACE = timedelta(minutes=5)
-    KEEP = 64  # days kept per zone
+    KEEP = 64  # days kept per zone and kind
 
     def __init__(self):
-        self._days: dict[tuple[str, date], list[Group]] = {}
+        self._days: dict[tuple[str, str, date], list] = {}
         self._lock = threading.Lock()  # one per process, shared by the worker's threads
 
-    def get(self, zone: ZoneInfo, day: date) -> list[Group] | None:
-        return self._days.get((str(zone), day))
+    def get(self, zone: ZoneInfo, day: date, kind: str = ATTEMPTS) -> list | None:
+        return self._days.get((kind, str(zone), day))
 
-    def put(self, zone: ZoneInfo, day: date, groups: list[Group]) -> None:
+    def put(self, zone: ZoneInfo, day: date, groups: list, kind: str = ATTEMPTS) -> None:
         with self._lock:
-            self._days[(str(zone), day)] = groups
-            if len(self._days) > self.KEEP * 2:
-                for key in sorted(self._days, key=lambda k: k[1])[: len(self._days) - self.KEEP]:
+            self._days[(kind, str(zone), day)] = groups
+            if len(self._days) > self.KEEP * 2 * len(COUNTERS):
+                for key in sorted(self._days, key=lambda k: k[2])[: len(self._days) - self.KEEP * len(COUNTERS)]:
                     del self._days[key]
 
 
 def day_groups(session: Session, now: datetime, zone: ZoneInfo, days: int = DAYS,
-               cache: ClosedDays | None = None) -> tuple[list[date], list[list[Group]]]:
-    """The last ``days`` local dates and each one's groups; closed days from ``cache`` when given."""
+               cache: ClosedDays | None = None, kind: str = ATTEMPTS) -> tuple[list[date], list[list]]:
+    """The last ``days`` local dates and each one's groups of ``kind``; closed days from ``cache`` when given."""
     dates, bounds = day_window(now, zone, days)
-    groups: list[list[Group] | None] = [None] * days
+    groups: list[list | None] = [None] * days
     closed = sum(1 for i in range(days) if bounds[i + 1] + ClosedDays.GRACE <= now) if cache is not None else 0
     for i in range(closed):
-        groups[i] = cache.get(zone, dates[i])
+        groups[i] = cache.get(zone, dates[i], kind)
     missing = [i for i in range(closed) if groups[i] is None]
     if missing:
-        for i, found in _count_days(session, bounds, missing[0], closed).items():
+        for i, found in _count_days(session, bounds, missing[0], closed, kind).items():
             if groups[i] is None:
                 groups[i] = found
-                cache.put(zone, dates[i], found)
-    for i, found in _count_days(session, bounds, closed, days).items():
+                cache.put(zone, dates[i], found, kind)
+    for i, found in _count_days(session, bounds, closed, days, kind).items():
         groups[i] = found
     return dates, groups
 
 
-def _per_day(dates: list[date], groups: list[list[Group]]) -> list[DayCount]:
+def dashboard_accounts(session: Session, user_ids: Collection[str]) -> set[int]:
+    """The ids of the API accounts the dashboard masks through (by their unique userId)."""
+    if not user_ids:
+        return set()
+    return set(session.scalars(select(ApiAccount.id).where(ApiAccount.user_id.in_(list(user_ids)))))
+
+
+def _api_made(groups: list[ApiGroup], dashboard: Collection[int]) -> int:
+    return sum(n for account_id, n in groups if account_id not in dashboard)
+
+
+def _per_day(dates: list[date], groups: list[list[Group]], api_groups: list[list[ApiGroup]],
+             dashboard: Collection[int]) -> list[DayCount]:
     out = []
-    for day, day_groups_ in zip(dates, groups):
+    for i, (day, day_groups_) in enumerate(zip(dates, groups)):
         ok = bad = 0
         for action, failed, _code, _user, n in day_groups_:
             if action == AttemptAction.SET:
@@ -222,7 +288,7 @@ def _per_day(dates: list[date], groups: list[list[Group]]) -> list[DayCount]:
                     bad += n
                 else:
                     ok += n
-        out.append(DayCount(day, ok, bad))
+        out.append(DayCount(day, ok, bad, _api_made(api_groups[i], dashboard)))
     return out
 
 
@@ -249,10 +315,12 @@ def _busiest(session: Session, groups: list[list[Group]], limit: int) -> list[Ag
     return [AgentCount(uid, names.get(uid, f"user {uid}"), ok, bad) for uid, (ok, bad) in top]
 
 
-def masks_per_day(session: Session, now: datetime, zone: ZoneInfo, days: int = DAYS) -> list[DayCount]:
-    """``set`` attempts per local day, oldest first, every day present (zeros included)."""
+def masks_per_day(session: Session, now: datetime, zone: ZoneInfo, days: int = DAYS, *,
+                  dashboard_user_ids: Collection[str] = DASHBOARD_USER_IDS) -> list[DayCount]:
+    """``set`` attempts and API maskings per local day, oldest first, every day present (zeros included)."""
     dates, groups = day_groups(session, now, zone, days)
-    return _per_day(dates, groups)
+    _dates, api_groups = day_groups(session, now, zone, days, kind=MASKINGS)
+    return _per_day(dates, groups, api_groups, dashboard_accounts(session, dashboard_user_ids))
 
 
 def failures_by_code(session: Session, now: datetime, zone: ZoneInfo, days: int = DAYS) -> list[CodeCount]:
@@ -269,11 +337,16 @@ def busiest_agents(session: Session, now: datetime, zone: ZoneInfo, days: int = 
 
 
 def overview(session: Session, now: datetime, zone: ZoneInfo, *, cache: ClosedDays | None = None, days: int = DAYS,
-             busy_days: int = BUSY_DAYS, busy_limit: int = BUSY_LIMIT) -> Overview:
-    """Everything the overview page shows. Without ``cache``: one pass over the ``days`` window;
-    with it: over the days not yet counted by this process (usually today alone)."""
+             busy_days: int = BUSY_DAYS, busy_limit: int = BUSY_LIMIT,
+             dashboard_user_ids: Collection[str] = DASHBOARD_USER_IDS) -> Overview:
+    """Everything the overview page shows. Without ``cache``: one pass over the ``days`` window
+    of each record; with it: over the days not yet counted by this process (usually today alone).
+    ``dashboard_user_ids``: the API accounts whose maskings are the dashboard's (counted as its
+    attempts, so not again as the API's)."""
     dates, groups = day_groups(session, now, zone, max(days, busy_days), cache)
-    return Overview(now=now, days=_per_day(dates[-days:], groups[-days:]), failures=_by_code(groups[-days:]),
+    _dates, api_groups = day_groups(session, now, zone, days, cache, kind=MASKINGS)
+    per_day = _per_day(dates[-days:], groups[-days:], api_groups, dashboard_accounts(session, dashboard_user_ids))
+    return Overview(now=now, days=per_day, failures=_by_code(groups[-days:]),
                     pool=use_by_status(session, now), busiest=_busiest(session, groups[-busy_days:], busy_limit),
                     day_span=days, busy_span=busy_days)
 
@@ -283,6 +356,8 @@ def explain_all(session: Session, now: datetime, zone: ZoneInfo) -> dict[str, li
     _dates, bounds = day_window(now, zone)
     queries = {"attempts by day, action, outcome, code, user (30 days)": counts_query(bounds),
                "attempts of today": counts_query(bounds[-2:]),
+               "maskings by day and account (30 days)": api_counts_query(bounds),
+               "maskings of today": api_counts_query(bounds[-2:]),
                "pool use": use_by_status_query(now)}
     bind = session.get_bind()
     prefix = "EXPLAIN QUERY PLAN " if bind.dialect.name == "sqlite" else "EXPLAIN "

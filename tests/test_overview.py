@@ -8,12 +8,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from masking import attempts, charts, explain, overview
+from masking import accounts, attempts, charts, explain, overview
 from masking import pool as pool_rules
 from masking.models import MaskAttempt
 from masking.web.extensions import db
+from masking.web.service_client import ensure_builtin_account
 from tests.api_helpers import pool_status
-from tests.conftest import PARTIES, POOL, add_pool
+from tests.conftest import PARTIES, POOL, add_pool, make_account
 from tests.dashboard_helpers import HX, assert_no_inline_code, logged_in_client, make_user, text_of
 
 IST = ZoneInfo("Asia/Kolkata")
@@ -35,6 +36,23 @@ def _attempt(app, user_id: int, at: datetime, *, action: str = "set", outcome: s
                         m1=PARTIES[0], m2=PARTIES[1], mask=POOL[0] if outcome == "success" else None,
                         expires_at=at + timedelta(minutes=expires_minutes) if outcome == "success" else None)
         db.session.commit()
+
+
+def _api_set(client, clock, account: dict, party: int, at: datetime) -> dict:
+    """A masking made through the real API at ``at`` (parties ``party`` and ``party + 1``)."""
+    clock.set(at)
+    body = client.post("/api/v2/Masking/set", json={**account, "m1": PARTIES[party], "m2": PARTIES[party + 1],
+                                                     "expiry_duration": 30}).get_json()
+    assert body["status"] == "success", body
+    clock.set(NOW)
+    return body["data"]
+
+
+def _builtin_account(app) -> dict:
+    """The dashboard's own API account, as the dashboard creates it at its first call."""
+    with app.app_context():
+        user_id, token = ensure_builtin_account()
+    return {"userId": user_id, "token": token}
 
 
 def _figures(app, fn, *args, **kwargs):
@@ -141,6 +159,107 @@ def test_overview_of_an_empty_database(app):
     assert len(data.days) == 30 and all(d.total == 0 for d in data.days)
 
 
+# ---------------------------------------------------------------- masks made through the API
+
+def test_api_maskings_count_on_their_local_day(app, client, clock):
+    add_pool(app, *POOL[:3])
+    acme = make_account(app, "Acme")
+    # The window's first local day, 29 Oct IST, begins at 28 Oct 18:30 UTC; 27 Nov at 26 Nov 18:30 UTC.
+    _api_set(client, clock, acme, 0, datetime(2026, 10, 28, 18, 29, 59))  # 28 Oct 23:59:59 IST: outside
+    _api_set(client, clock, acme, 2, datetime(2026, 10, 28, 18, 30))  # 29 Oct 00:00 IST
+    _api_set(client, clock, acme, 4, datetime(2026, 11, 26, 18, 29, 59))  # 26 Nov 23:59:59 IST
+    _api_set(client, clock, acme, 6, datetime(2026, 11, 26, 18, 30))  # 27 Nov 00:00 IST
+    _api_set(client, clock, acme, 8, NOW - timedelta(hours=1))
+    days = _figures(app, overview.masks_per_day, NOW, IST)
+    assert {d.day: (d.successes, d.failures, d.api) for d in days if d.total} == {
+        date(2026, 10, 29): (0, 0, 1), date(2026, 11, 26): (0, 0, 1), date(2026, 11, 27): (0, 0, 2)}
+    assert days[-1].made == 2
+
+
+def test_api_maskings_follow_daylight_saving_time(app, client, clock):
+    # Europe/London leaves BST on 25 Oct 2026: that local day runs 24 Oct 23:00 UTC .. 26 Oct 00:00 UTC.
+    add_pool(app, *POOL[:3])
+    acme = make_account(app, "Acme")
+    for i, at in enumerate([datetime(2026, 10, 24, 22, 59), datetime(2026, 10, 24, 23, 0),
+                            datetime(2026, 10, 25, 23, 59), datetime(2026, 10, 26, 0, 0)]):
+        _api_set(client, clock, acme, 2 * i, at)
+    days = _figures(app, overview.masks_per_day, datetime(2026, 10, 27, 12, 0), ZoneInfo("Europe/London"), 4)
+    assert [(d.day.day, d.api) for d in days] == [(24, 1), (25, 2), (26, 1), (27, 0)]
+
+
+def test_the_dashboards_own_maskings_are_not_counted_twice(app, client, clock):
+    add_pool(app, *POOL[:3])
+    asha = make_user(app, "asha", "agent")
+    at = NOW - timedelta(hours=2)
+    # What an agent's mask leaves: a masking of the dashboard's account, and the dashboard's attempt.
+    _api_set(client, clock, _builtin_account(app), 0, at)
+    _attempt(app, asha, at)
+    configured = make_account(app, "Dashboard, configured")  # as MASKING_API_USER_ID names it
+    _api_set(client, clock, configured, 2, at)
+    _api_set(client, clock, make_account(app, "Acme"), 4, at)
+
+    today = _figures(app, overview.masks_per_day, NOW, IST)[-1]
+    assert (today.successes, today.api, today.made) == (1, 2, 3)  # the configured account is an integrator here
+    ours = {accounts.DASHBOARD_USER_ID, configured["userId"]}
+    today = _figures(app, overview.masks_per_day, NOW, IST, dashboard_user_ids=ours)[-1]
+    assert (today.successes, today.api, today.made) == (1, 1, 2)
+
+    # The page leaves out the built-in account and the configured one.
+    app.config["MASKING_API_USER_ID"] = configured["userId"]
+    html = logged_in_client(app, "supervisor").get("/overview").get_data(as_text=True)
+    [column] = [g for g in _groups(html, "day") if g["day"] == "2026-11-27"]
+    assert (column["successes"], column["api"], column["failures"]) == ("1", "1", "0")
+    assert "2 masks made: 1 in the dashboard, 1 through the API. 0 failed attempts in the dashboard." in text_of(html)
+
+
+def test_closed_days_of_api_maskings_are_counted_once(app, client, clock):
+    add_pool(app, *POOL[:3])
+    acme = make_account(app, "Acme")
+    _api_set(client, clock, acme, 0, datetime(2026, 11, 25, 6, 0))
+    _api_set(client, clock, acme, 2, NOW - timedelta(hours=1))
+    cache = overview.ClosedDays()
+    first = _figures(app, overview.overview, NOW, IST, cache=cache)
+    assert (first.days[-3].api, first.days[-1].api) == (1, 1)
+    assert cache.get(IST, date(2026, 11, 25), overview.MASKINGS)
+    assert cache.get(IST, date(2026, 11, 27), overview.MASKINGS) is None  # today stays live
+    # Today's new masking shows at once; one written into a closed day after it was counted does not.
+    _api_set(client, clock, acme, 4, NOW - timedelta(minutes=1))
+    _api_set(client, clock, acme, 6, datetime(2026, 11, 25, 7, 0))
+    again = _figures(app, overview.overview, NOW, IST, cache=cache)
+    assert (again.days[-3].api, again.days[-1].api) == (1, 2)
+    assert _figures(app, overview.overview, NOW, IST).days[-3].api == 2  # without the cache it is there
+    assert _figures(app, overview.overview, NOW, IST, cache=overview.ClosedDays()).days[-3].api == 2  # a new cache
+    # Just after midnight the day before is not yet closed (a set may still commit into it).
+    just_after = datetime(2026, 11, 27, 18, 32)  # 28 Nov 00:02 IST
+    assert _figures(app, overview.overview, just_after, IST, cache=cache).days[-2].api == 2
+    assert cache.get(IST, date(2026, 11, 27), overview.MASKINGS) is None
+    _figures(app, overview.overview, just_after + timedelta(minutes=5), IST, cache=cache)
+    assert cache.get(IST, date(2026, 11, 27), overview.MASKINGS) is not None
+
+
+def test_api_maskings_alone_fill_the_page(app, client, clock):
+    add_pool(app, POOL[0])
+    _api_set(client, clock, make_account(app, "Acme"), 0, NOW - timedelta(hours=1))
+    _api_set(client, clock, make_account(app, "Globex"), 2, datetime(2026, 11, 20, 6, 0))
+    html = logged_in_client(app, "supervisor").get("/overview").get_data(as_text=True)
+    assert_no_inline_code(html)
+    text = text_of(html)
+    assert "Nothing to show yet" not in text and "No masks were made" not in text
+    assert "No agent made a mask in the dashboard in the last 7 days." in text  # Busiest agents: the dashboard's
+    assert "2 masks made: 0 in the dashboard, 2 through the API. 0 failed attempts in the dashboard." in text
+    assert html.count('class="bar-api"') == 2 and 'class="bar-ok"' not in html.split("agents-heading")[0]
+    assert "by integrators through the API" in text  # the note says what the counts cover
+
+
+def test_api_maskings_make_the_overview_not_empty():
+    def of(day: overview.DayCount) -> overview.Overview:
+        return overview.Overview(now=NOW, days=[day], failures=[], pool=[], busiest=[])
+
+    assert of(overview.DayCount(date(2026, 11, 27))).is_empty
+    lone = of(overview.DayCount(date(2026, 11, 27), api=3))
+    assert not lone.is_empty and (lone.masks_made, lone.api_masks, lone.mask_successes) == (3, 3, 0)
+
+
 def test_day_window_follows_daylight_saving_time():
     # Europe/London leaves BST on 25 Oct 2026: that local day has 25 hours.
     dates, bounds = overview.day_window(datetime(2026, 10, 27, 12, 0), ZoneInfo("Europe/London"), days=4)
@@ -156,6 +275,8 @@ def test_overview_queries_use_the_indexes(app):
         assert "ix_mask_attempts_created_at" in text["attempts by day, action, outcome, code, user (30 days)"]
         assert "ix_mask_attempts_created_at" in text["attempts of today"]
         assert "SEARCH routes USING INDEX" in text["pool use"]
+        assert "ix_maskings_created_at" in text["maskings by day and account (30 days)"]
+        assert "ix_maskings_created_at" in text["maskings of today"]
     else:  # PostgreSQL picks by statistics; on an empty table anything goes. The plans exist.
         assert all(text.values())
 
@@ -179,6 +300,21 @@ def test_day_columns_are_to_scale():
     assert ok.y + ok.height == pytest.approx(chart.bottom) and bad.y + bad.height == pytest.approx(ok.y)
     assert chart.columns[0].rects == []  # nothing that day: no bar
     assert last.tick == "today"
+
+
+def test_day_columns_stack_the_api_between_the_dashboards_successes_and_failures():
+    chart = charts.day_columns([overview.DayCount(date(2026, 11, 1), successes=2, failures=1, api=5)])
+    assert chart.scale_max == 10
+    plot = chart.bottom - chart.top
+    [column] = chart.columns
+    ok, api, bad = column.rects
+    assert [r.css for r in column.rects] == ["bar-ok", "bar-api", "bar-fail"]
+    assert [r.height for r in column.rects] == pytest.approx([plot * 0.2, plot * 0.5, plot * 0.1], abs=0.01)
+    assert ok.y + ok.height == pytest.approx(chart.bottom)
+    assert api.y + api.height == pytest.approx(ok.y) and bad.y + bad.height == pytest.approx(api.y)
+    assert column.data == {"day": "2026-11-01", "successes": 2, "failures": 1, "api": 5}
+    assert column.title == ("1 Nov: 7 masks made, 2 in the dashboard and 5 through the API; "
+                            "1 failed attempt in the dashboard")
 
 
 def test_bar_rows_share_one_scale():
@@ -214,6 +350,7 @@ def test_supervisors_and_admins_see_the_empty_state(app, role):
     assert 'href="/overview" aria-current="page"' in html  # in the menu
     text = text_of(html)
     assert "Nothing to show yet" in text and "an admin adds masking numbers to the pool" in text
+    assert "in the dashboard or through the API" in text
     assert "<svg" not in html
     assert "HX-Request" in response.headers["Vary"]
 
@@ -233,11 +370,12 @@ def test_the_charts_show_the_seeded_numbers(app, client, account):
     html = supervisor.get("/overview").get_data(as_text=True)
     assert_no_inline_code(html)
 
-    days = {g["day"]: (int(g["successes"]), int(g["failures"])) for g in _groups(html, "day")}
+    days = {g["day"]: (int(g["successes"]), int(g["failures"]), int(g["api"])) for g in _groups(html, "day")}
     assert len(days) == 30
-    assert {d: v for d, v in days.items() if v != (0, 0)} == {
-        "2026-11-27": (3, 3), "2026-11-26": (1, 0), "2026-11-20": (0, 1)}
-    assert "27 Nov: 6 mask attempts, 3 succeeded, 3 failed" in html  # the bar's tooltip
+    assert {d: v for d, v in days.items() if v != (0, 0, 0)} == {
+        "2026-11-27": (3, 3, 1), "2026-11-26": (1, 0, 0), "2026-11-20": (0, 1, 0)}
+    # the bar's tooltip
+    assert "27 Nov: 4 masks made, 3 in the dashboard and 1 through the API; 3 failed attempts in the dashboard" in html
 
     failures = [(g["code"], g["count"]) for g in _groups(html, "bar-row") if "code" in g]
     assert failures == [("1505", "2"), ("1503", "1"), ("1506", "1"), ("none", "1")]
@@ -249,7 +387,8 @@ def test_the_charts_show_the_seeded_numbers(app, client, account):
     assert agents == [("asha", "3", "1"), ("ravi", "1", "2")]
 
     text = text_of(html)
-    assert "8 mask attempts: 4 succeeded, 4 failed." in text  # in the 30 days (not the one of October)
+    # in the 30 days (not the one of October)
+    assert "5 masks made: 4 in the dashboard, 1 through the API. 4 failed attempts in the dashboard." in text
     assert "1 of 3 numbers in use now." in text
     assert "Nothing to show yet" not in text
 
@@ -267,6 +406,11 @@ def test_the_charts_are_accessible(app):
         assert "style=" not in svg
     # The same figures as a table, and each chart's empty case in words.
     assert html.count('<table class="data">') == 3
+    assert ('<th scope="col">Day</th><th scope="col">Made in the dashboard</th><th scope="col">Made through the API'
+            '</th>') in html
+    assert '<th scope="row">27 Nov 2026</th><td>0</td><td>0</td><td>1</td>' in html
+    legend = re.search(r'<ul class="legend" aria-hidden="true">(.*?)</ul>', html, flags=re.S).group(1)
+    assert "bar-api" in legend and "Made through the API" in legend
     assert '<th scope="row">1505 no number free</th><td>1</td>' in html
     assert "The pool has no numbers yet" in text_of(html)
 

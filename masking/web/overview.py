@@ -1,6 +1,6 @@
 """The supervisors' overview: masks per day, failures by code, pool use, busiest agents, as SVG.
 
-The figures come from ``masking.overview`` (plain Python, four queries); the chart geometry
+The figures come from ``masking.overview`` (plain Python, a few queries); the chart geometry
 from ``masking.charts``; the templates draw it (``templates/overview/``). For htmx (the
 Refresh button) only the charts are rendered.
 """
@@ -14,6 +14,7 @@ from masking.models import Role
 from masking.web.auth import role_required
 from masking.web.dashboard import nav_item
 from masking.web.extensions import db, now, settings
+from masking.web import service_client
 from masking.web.htmx import render
 
 bp = Blueprint("overview", __name__)
@@ -25,7 +26,8 @@ nav_item("overview.index", "Overview", *ROLES)
 @role_required(*ROLES)
 def index():
     cache = current_app.extensions.setdefault("overview_closed_days", figures.ClosedDays())
-    data = figures.overview(db.session(), now(), settings().zone, cache=cache)
+    data = figures.overview(db.session(), now(), settings().zone, cache=cache,
+                            dashboard_user_ids=service_client.dashboard_user_ids())
     # End the read transaction now. A commit rather than a rollback: a rollback would expire the
     # loaded current_user, and the page would load it again to show the username.
     db.session.commit()

@@ -107,6 +107,13 @@ def ensure_builtin_account(force: bool = False) -> tuple[str, str]:
     return BUILTIN_USER_ID, token
 
 
+def dashboard_user_ids() -> set[str]:
+    """The userIds of the API accounts the dashboard masks through: the built-in one, and the
+    configured one. Their maskings are the dashboard's (made by an agent, not an integrator)."""
+    configured = current_app.config.get("MASKING_API_USER_ID")
+    return {BUILTIN_USER_ID, *([configured] if configured else [])}
+
+
 def _credentials() -> tuple[str, str] | None:
     config = current_app.config
     if config.get("MASKING_API_USER_ID") and config.get("MASKING_API_TOKEN"):

@@ -45,7 +45,7 @@ def test_long_references_wrap_and_the_figures_keep_their_headings(make_ui, stack
     figures = supervisor.locator("details.chart-data").first
     figures.locator("summary").click()
     table = figures.get_by_role("table")
-    for heading in ("Day", "Succeeded", "Failed"):
+    for heading in ("Day", "Made in the dashboard", "Made through the API", "Failed in the dashboard"):
         expect(table.get_by_role("columnheader", name=heading)).to_be_visible()
     assert table.locator("caption").bounding_box()["width"] > 200  # not squeezed into one column
     assert sideways_overflow(supervisor) == 0
