@@ -453,7 +453,8 @@ def export_batches(session: Session, filters: Filters, now: datetime, *, country
         cursor = Cursor(rows[-1].created_at, rows[-1].id)
 
 
-def _csv_text(rows) -> str:
+def csv_text(rows) -> str:
+    """CSV lines of ``rows`` (cells already made safe with ``csv_cell``), CRLF-terminated."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerows(rows)
@@ -470,14 +471,14 @@ def export_csv(session: Session, filters: Filters, now: datetime, *, zone: ZoneI
     names = dict(session.execute(select(User.id, User.username)).all())
     session.close()
     show = (lambda number: number) if numbers == FULL else redact
-    yield "\ufeff" + _csv_text([EXPORT_HEADER])  # the BOM tells spreadsheets the text is UTF-8
+    yield "\ufeff" + csv_text([EXPORT_HEADER])  # the BOM tells spreadsheets the text is UTF-8
     for rows in export_batches(session, filters, now, country_code=country_code, batch_size=batch_size):
         out = []
         for row in rows:
             result = attempt_status(row, now)
             failed = result == FAILED
             out.append([
-                row.id, _local(row.created_at, zone), _utc(row.created_at), csv_cell(names.get(row.user_id)),
+                row.id, _local(row.created_at, zone), utc_text(row.created_at), csv_cell(names.get(row.user_id)),
                 row.action, result, row.error_code if row.error_code is not None else "",
                 csv_cell((short_label(row.error_code) if row.outcome == AttemptOutcome.ERROR else SHORT[None])
                          if failed else ""),
@@ -486,17 +487,15 @@ def export_csv(session: Session, filters: Filters, now: datetime, *, zone: ZoneI
                 csv_cell(names.get(row.ended_by_id)), csv_cell(row.end_note or (row.error_message if failed else None)),
                 row.target_id or "",
             ])
-        yield _csv_text(out)
+        yield csv_text(out)
 
 
 _OFFSETS: dict[tuple[str, datetime], timedelta] = {}
 
 
-def _local(moment: datetime | None, zone: ZoneInfo) -> str:
-    """'2026-11-27 19:15:00' in ``zone``. The zone's offset is looked up once per quarter hour
-    (no zone changes its offset between quarter hours): the export formats 100 000s of times."""
-    if not moment:
-        return ""
+def local_offset(moment: datetime, zone: ZoneInfo) -> timedelta:
+    """``zone``'s UTC offset at ``moment`` (naive UTC), looked up once per quarter hour (no zone
+    changes its offset between quarter hours): exports format 100 000s of times."""
     quarter = moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
     key = (zone.key, quarter)
     offset = _OFFSETS.get(key)
@@ -504,8 +503,16 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> str:
         if len(_OFFSETS) > 100_000:
             _OFFSETS.clear()
         offset = _OFFSETS[key] = to_local(quarter, zone).utcoffset()
-    return (moment + offset).isoformat(" ", "seconds")
+    return offset
 
 
-def _utc(moment: datetime | None) -> str:
+def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+    """'2026-11-27 19:15:00' in ``zone``."""
+    if not moment:
+        return ""
+    return (moment + local_offset(moment, zone)).isoformat(" ", "seconds")
+
+
+def utc_text(moment: datetime | None) -> str:
+    """'2026-11-27T13:45:00Z'."""
     return moment.isoformat("T", "seconds") + "Z" if moment else ""

@@ -18,20 +18,25 @@ Design choices (checked with EXPLAIN over 100 000 maskings on SQLite and Postgre
 * **The maker** of a page's rows is loaded in two more queries, whatever the page's size:
   the accounts, and, for the dashboard's own account, the agents of the successful ``set``
   attempts that made them (``mask_attempts.masking_id``).
+* **The export** reads the same statement in keyset batches of columns (not ORM objects),
+  each batch with its makers in the same two queries, and writes it with the history's CSV
+  helpers (``csv_cell``, ``csv_text``, the offset cache of ``local_offset``).
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, false, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
-from .history import digit_prefixes, prefix_upper_bound, read_days, search_digits, typed_field, unindexed
+from .history import (FULL, HIDDEN, csv_cell, csv_text, digit_prefixes, local_offset, prefix_upper_bound, read_days,
+                      search_digits, typed_field, unindexed, utc_text)
 from .models import MAX_ROW_ID, ApiAccount, AttemptAction, AttemptOutcome, Masking, MaskAttempt, MaskingStatus, User
+from .phone import redact
 
 PAGE_SIZE = 50
 MAX_EVENT_ID = 255  # the column's length, and the API's limit
@@ -67,6 +72,7 @@ class ReportQuery:
     after: int | None = None  # ids above this (newer page)
     notice: str | None = None  # a problem that did not stop the search (a bad page link)
     dates_read: frozenset[str] = frozenset()  # start/end fields holding a date
+    account_label: str | None = None  # the chosen account in words, for the audit log
 
     @property
     def ok(self) -> bool:
@@ -82,6 +88,16 @@ class ReportQuery:
         values.update({name: str(value) for name, value in extra.items() if value})
         return values
 
+    def describe(self) -> str:
+        """The filters in words, for the audit log: 'account=2 (Acme, userId 1234), state=active'.
+        The account's name too: its id alone says nothing once the account is removed."""
+        parts = []
+        for name, value in self.params().items():
+            if name == "account" and self.account_label:
+                value = f"{value} ({self.account_label})"
+            parts.append(f"{name}={value}")
+        return ", ".join(parts) or "no filter"
+
 
 def parse(args: Mapping[str, str], *, session: Session, zone: ZoneInfo) -> ReportQuery:
     """Read the page's query string. Never raises on bad input: it fills ``errors``."""
@@ -90,6 +106,7 @@ def parse(args: Mapping[str, str], *, session: Session, zone: ZoneInfo) -> Repor
     form["event"] = str(args.get("event") or "").strip()[:MAX_EVENT_ID + 1]
     errors: dict[str, str] = {}
     values: dict = {}
+    account_label = None
 
     if form["number"]:
         try:
@@ -101,10 +118,11 @@ def parse(args: Mapping[str, str], *, session: Session, zone: ZoneInfo) -> Repor
         text = form["account"]
         if not re.fullmatch(r"\d{1,10}", text) or not 1 <= int(text) <= MAX_ROW_ID:
             errors["account"] = "API account: choose one from the list."
-        elif session.get(ApiAccount, int(text)) is None:
+        elif (account := session.get(ApiAccount, int(text))) is None:
             errors["account"] = f"API account: there is no account number {int(text)} (it may have been removed)."
         else:
             values["account_id"] = int(text)
+            account_label = f"{account.name}, userId {account.user_id}"
 
     if form["state"]:
         if form["state"] not in dict(STATE_CHOICES):
@@ -121,7 +139,8 @@ def parse(args: Mapping[str, str], *, session: Session, zone: ZoneInfo) -> Repor
 
     days = read_days(form, errors, values, zone)
 
-    query = ReportQuery(form=form, filters=Filters(**values), errors=errors, dates_read=frozenset(days))
+    query = ReportQuery(form=form, filters=Filters(**values), errors=errors, dates_read=frozenset(days),
+                        account_label=account_label)
     before, after = typed_field(args.get("before")), typed_field(args.get("after"))
     try:
         query.before = _page_id(before)
@@ -191,8 +210,11 @@ def conditions(filters: Filters, now: datetime, country_code: str = "", common_n
 
 
 def statement(filters: Filters, now: datetime, *, country_code: str = "", before: int | None = None,
-              after: int | None = None, limit: int = PAGE_SIZE, common_number: bool = False):
-    """SELECT the maskings of ``filters``, newest first (oldest first with ``after``), at most ``limit``."""
+              after: int | None = None, limit: int = PAGE_SIZE, common_number: bool = False, columns=None):
+    """SELECT the maskings of ``filters``, newest first (oldest first with ``after``), at most ``limit``.
+
+    ``columns``: select these instead of whole ``Masking`` objects (the export).
+    """
     m = Masking
     where = conditions(filters, now, country_code, common_number)
     # SQLite plans without statistics: with a (rare) number prefix or "live", the few rows an
@@ -206,14 +228,14 @@ def statement(filters: Filters, now: datetime, *, country_code: str = "", before
         where.append(id_ > after)
     order = id_.asc() if after is not None else id_.desc()
     # The limit is written into the SQL: SQLite plans "LIMIT ?" as a large limit.
-    return select(m).where(*where).order_by(order).limit(literal_column(str(int(limit))))
+    return select(*(columns or (m,))).where(*where).order_by(order).limit(literal_column(str(int(limit))))
 
 
 # ---------------------------------------------------------------- a page, with its makers
 
 @dataclass
 class Row:
-    masking: Masking
+    masking: Masking  # or, in the export, a row of its columns (the same attribute names)
     account: ApiAccount | None
     dashboard: bool  # made through the dashboard's own API account
     agent: str | None  # the agent who asked for it (dashboard maskings), when known
@@ -276,6 +298,14 @@ def with_makers(session: Session, maskings: list[Masking], dashboard_user_ids: C
     """``maskings`` as Rows with their accounts and agents: two queries at most, for any number of rows."""
     if not maskings:
         return []
+    accounts, dashboard, agents = _makers(session, maskings, dashboard_user_ids)
+    return [Row(m, accounts.get(m.account_id), m.account_id in dashboard, agents.get(m.id)) for m in maskings]
+
+
+def _makers(session: Session, maskings, dashboard_user_ids: Collection[str]):
+    """(accounts by id, ids of the dashboard's accounts, agents by masking id) of ``maskings``:
+    two queries at most. Reads only ``id``, ``account_id`` and ``mask_number`` of each, so
+    rows of those columns (the export) do as well as ``Masking`` objects."""
     account_ids = {m.account_id for m in maskings}
     accounts = {a.id: a for a in session.scalars(select(ApiAccount).where(ApiAccount.id.in_(account_ids)))}
     dashboard = {a.id for a in accounts.values() if a.user_id in set(dashboard_user_ids)}
@@ -295,7 +325,7 @@ def with_makers(session: Session, maskings: list[Masking], dashboard_user_ids: C
             # pointed at another service (MASKING_API_URL) cannot lend its agents to our rows.
             if mask == numbers.get(masking_id):
                 agents.setdefault(masking_id, username)
-    return [Row(m, accounts.get(m.account_id), m.account_id in dashboard, agents.get(m.id)) for m in maskings]
+    return accounts, dashboard, agents
 
 
 def one(session: Session, masking_id: int, dashboard_user_ids: Collection[str] = ()) -> Row | None:
@@ -320,3 +350,107 @@ def account_choices(session: Session) -> list[tuple[int, str, str]]:
 
 def any_masking(session: Session) -> bool:
     return session.scalar(select(Masking.id).limit(1)) is not None
+
+
+# ---------------------------------------------------------------- the export
+
+EXPORT_BATCH = 2000  # rows per query; read at each export, so a test can make it small
+EXPORT_HEADER = ("id", "made", "made_utc", "masking_number", "first_number", "second_number", "made_by",
+                 "api_user_id", "event_id", "state", "expires", "ended")
+_EXPORT_COLUMNS = (Masking.id, Masking.account_id, Masking.mask_number, Masking.m1, Masking.m2, Masking.event_id,
+                   Masking.created_at, Masking.expires_at, Masking.ended_at)
+
+
+def export_batches(session: Session, filters: Filters, now: datetime, *, country_code: str = "",
+                   dashboard_user_ids: Collection[str] = (), batch_size: int | None = None) -> Iterator[list[tuple]]:
+    """The maskings of ``filters``, newest first, in keyset batches by id: lists of
+    ``(row of _EXPORT_COLUMNS, maker in words, the account's userId)``.
+
+    Each batch is one query plus the two of ``_makers``; the session is closed after each, so a
+    long export holds no connection while the client reads.
+    """
+    size = batch_size or EXPORT_BATCH
+    common = bool(filters.number) and _is_sqlite(session) and _common_number(session, filters, country_code)
+    makers: dict[tuple, tuple[str, str]] = {}  # (account, agent) -> (maker, userId): a few, made once
+    before = None
+    while True:
+        stmt = statement(filters, now, country_code=country_code, before=before, limit=size,
+                         common_number=common, columns=_EXPORT_COLUMNS)
+        maskings = session.execute(stmt).all()
+        if not maskings:
+            session.close()
+            return
+        accounts, dashboard, agents = _makers(session, maskings, dashboard_user_ids)
+        session.close()  # the accounts stay readable: close expires nothing
+        batch = []
+        for m in maskings:
+            key = (m.account_id, agents.get(m.id))
+            made_by = makers.get(key)
+            if made_by is None:
+                row = Row(m, accounts.get(m.account_id), m.account_id in dashboard, key[1])
+                made_by = makers[key] = (maker(row), row.account.user_id if row.account else "")
+            batch.append((m, *made_by))
+        yield batch
+        if len(maskings) < size:
+            return
+        before = maskings[-1].id
+
+
+def export_csv(session: Session, filters: Filters, now: datetime, *, zone: ZoneInfo, numbers: str = HIDDEN,
+               country_code: str = "", dashboard_user_ids: Collection[str] = (),
+               batch_size: int | None = None) -> Iterator[str]:
+    """The CSV text of ``filters``, a chunk per batch (header first); states at ``now``.
+
+    ``numbers``: the parties ``hidden`` (+91 98XXXXX210, as on the page) or ``full`` (personal
+    data: the caller records the export in the audit log). The masking number is always whole,
+    as on the page. Local times carry their offset: '2026-11-27 11:00:00+05:30'.
+    """
+    show = (lambda number: number) if numbers == FULL else redact
+    made, until = _LocalTimes(zone), _LocalTimes(zone)  # one each: created and expiry are far apart
+    yield "\ufeff" + csv_text([EXPORT_HEADER])  # the BOM tells spreadsheets the text is UTF-8
+    for batch in export_batches(session, filters, now, country_code=country_code,
+                                dashboard_user_ids=dashboard_user_ids, batch_size=batch_size):
+        out = []
+        for (id_, _, mask, m1, m2, event_id, created, expires, ended), made_by, user_id in batch:
+            # Ids, times and states cannot start with a formula character: no csv_cell for them.
+            out.append((id_, made(created), utc_text(created), csv_cell(mask), csv_cell(show(m1)),
+                        csv_cell(show(m2)), csv_cell(made_by), csv_cell(user_id), csv_cell(event_id),
+                        # Masking.status_at, on the columns read
+                        ENDED if ended is not None else EXPIRED if expires <= now else LIVE,
+                        until(expires), until(ended) if ended is not None else ""))
+        yield csv_text(out)
+
+
+_DAY, _QUARTER = timedelta(days=1), timedelta(minutes=15)
+
+
+class _LocalTimes:
+    """Naive UTC instants as local times with their offset ('2026-11-27 11:00:00+05:30').
+
+    Remembers a span over which the zone's offset is known not to change, so most times cost
+    one comparison and ``isoformat``, no zone lookup (an export formats 100 000s of them)."""
+
+    def __init__(self, zone: ZoneInfo):
+        self.zone = zone
+        self.low = self.high = datetime.min  # the known span [low, high): empty at first
+        self.offset, self.suffix = timedelta(0), ""
+
+    def __call__(self, moment: datetime) -> str:
+        if not self.low <= moment < self.high:
+            self._learn(moment)
+        return (moment + self.offset).isoformat(" ", "seconds") + self.suffix
+
+    def _learn(self, moment: datetime) -> None:
+        quarter = moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+        offset = local_offset(quarter, self.zone)
+        self.low, self.high = quarter, quarter + _QUARTER  # offsets change on quarter hours only
+        try:
+            # No zone has changed its offset twice within a day since 1970 (tzdata's shortest gap
+            # is 6.9 days), so the same offset a day before and after holds for the whole span.
+            if local_offset(quarter - _DAY, self.zone) == offset == local_offset(quarter + _DAY, self.zone):
+                self.low, self.high = quarter - _DAY, quarter + _DAY
+        except OverflowError:  # within a day of datetime's limits: keep the quarter hour
+            pass
+        minutes = int(offset.total_seconds()) // 60
+        self.offset = offset
+        self.suffix = f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"

@@ -11,17 +11,19 @@ Thin views over ``masking.history`` (filters, keyset pages, the CSV) and ``maski
 * ``GET /maskings``: every masking the service holds, whoever made it (API accounts and the
   dashboard), from ``masking.service_report``; same conventions as the history.
 * ``POST /maskings/<id>/reveal``: that row again with its full numbers; recorded in the audit log.
+* ``POST /maskings/export``: All masks' current filters as CSV, streamed in keyset batches, as
+  the history's export (numbers hidden or full; every export recorded in the audit log).
 """
 from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, current_app, request, url_for
+from flask import Blueprint, Response, abort, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from masking import accounts, attempts, audit, history, service_report
+from masking import attempts, audit, history, service_report
 from masking.db import write_transaction
 from masking.humanize import to_local
 from masking.models import MaskAttempt, Role, User
@@ -29,6 +31,7 @@ from masking.phone import redact
 from masking.web.auth import role_required
 from masking.web.dashboard import nav_item
 from masking.web.extensions import db, now, settings
+from masking.web import service_client
 from masking.web.htmx import htmx, render
 
 bp = Blueprint("supervisor", __name__)
@@ -38,6 +41,7 @@ nav_item("supervisor.maskings", "All masks", *ROLES)
 
 REVEAL_ACTION = "reveal numbers"
 EXPORT_ACTION = "export history"
+EXPORT_MASKINGS_ACTION = "export all masks"
 
 
 def _country_code() -> str:
@@ -108,10 +112,14 @@ def export():
                      detail=f"CSV export, numbers {numbers}; filters: {query.describe()}")
     zone = settings().zone
     chunks = _stream(db.engine, query.filters, moment, zone, numbers, _country_code())
-    filename = f"masking-history-{to_local(moment, zone):%Y%m%d-%H%M}.csv"
+    return _csv_download(chunks, "masking-history", moment, zone)
+
+
+def _csv_download(chunks, name: str, moment, zone) -> Response:
+    """A streamed CSV attachment named after ``name`` and the local minute it was asked for."""
     response = Response(chunks, mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}-{to_local(moment, zone):%Y%m%d-%H%M}.csv"'
+    response.headers["Cache-Control"] = "no-store"  # personal data: no copy in a cache
     response.headers["X-Accel-Buffering"] = "no"  # a proxy in front passes chunks on as they come
     return response
 
@@ -126,12 +134,6 @@ def _stream(engine, filters: history.Filters, moment, zone, numbers: str, countr
 
 # ---------------------------------------------------------------- every masking of the service
 
-def _dashboard_user_ids() -> set[str]:
-    """The API accounts the dashboard masks through: the built-in one, and the configured one."""
-    configured = current_app.config.get("MASKING_API_USER_ID")
-    return {accounts.DASHBOARD_USER_ID, *([configured] if configured else [])}
-
-
 def _maskings_link(query: service_report.ReportQuery, **cursor) -> str:
     params = query.params(**cursor)
     return url_for("supervisor.maskings") + ("?" + urlencode(params) if params else "")
@@ -145,15 +147,22 @@ def maskings_page():
     page, empty = None, False
     if query.ok:
         page = service_report.page(session, query.filters, now(), country_code=_country_code(),
-                                   dashboard_user_ids=_dashboard_user_ids(), before=query.before, after=query.after)
+                                   dashboard_user_ids=service_client.dashboard_user_ids(),
+                                   before=query.before, after=query.after)
         # "No maskings at all" rather than "none match": only asked when it can be so.
         empty = not page.rows and not query.filtered and not service_report.any_masking(session)
+    partial = None if htmx.history_restore_request else "supervisor/_maskings.html"
+    return render("supervisor/maskings.html", partial, **_maskings_context(query, page, empty))
+
+
+def _maskings_context(query: service_report.ReportQuery, page: service_report.Page | None,
+                      empty: bool = False) -> dict:
+    session = db.session()
     account_choices = service_report.account_choices(session)
     session.commit()  # only reads: end the transaction (commit expires nothing; see _context)
-    partial = None if htmx.history_restore_request else "supervisor/_maskings.html"
-    return render("supervisor/maskings.html", partial, query=query, results=page, empty=empty,
-                  account_choices=account_choices, states=service_report.STATE_CHOICES,
-                  link=lambda **cursor: _maskings_link(query, **cursor), **_masking_row_context())
+    return {"query": query, "results": page, "empty": empty, "account_choices": account_choices,
+            "states": service_report.STATE_CHOICES, "link": lambda **cursor: _maskings_link(query, **cursor),
+            **_masking_row_context()}
 
 
 def _masking_row_context(revealed: int | None = None) -> dict:
@@ -166,7 +175,7 @@ def _masking_row_context(revealed: int | None = None) -> dict:
 @role_required(*ROLES)
 def reveal_masking(masking_id: int):
     session = db.session()
-    row = service_report.one(session, masking_id, _dashboard_user_ids())
+    row = service_report.one(session, masking_id, service_client.dashboard_user_ids())
     if row is None:
         abort(404)
     with write_transaction(session):
@@ -174,3 +183,29 @@ def reveal_masking(masking_id: int):
                      detail=f"first and second numbers of masking #{row.id} made by {service_report.maker(row)}")
     return render("supervisor/maskings.html", "supervisor/_maskings_row.html", single=True, row=row,
                   **_masking_row_context(row.id))
+
+
+@bp.post("/maskings/export")
+@role_required(*ROLES)
+def export_maskings():
+    session = db.session()
+    zone = settings().zone
+    query = service_report.parse(request.form, session=session, zone=zone)
+    if not query.ok:  # the page again, the filters explained (as the history's export does)
+        return render("supervisor/maskings.html", "supervisor/_maskings.html", **_maskings_context(query, None))
+    numbers = history.FULL if request.form.get("numbers") == history.FULL else history.HIDDEN
+    moment = now()
+    with write_transaction(session):
+        audit.record(session, current_user, EXPORT_MASKINGS_ACTION, moment, target=query.describe()[:200],
+                     detail=f"CSV export of all masks, numbers {numbers}; filters: {query.describe()}")
+    chunks = _stream_maskings(db.engine, query.filters, moment, zone, numbers, _country_code(),
+                              service_client.dashboard_user_ids())
+    return _csv_download(chunks, "all-masks", moment, zone)
+
+
+def _stream_maskings(engine, filters: service_report.Filters, moment, zone, numbers: str, country_code: str,
+                     dashboard_user_ids: set[str]):
+    """As ``_stream``: a session of its own, no request context (the generator outlives the view)."""
+    with Session(engine) as session:
+        yield from service_report.export_csv(session, filters, moment, zone=zone, numbers=numbers,
+                                             country_code=country_code, dashboard_user_ids=dashboard_user_ids)
