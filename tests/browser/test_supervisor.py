@@ -42,11 +42,11 @@ def _rows(page):
     return page.locator("#history-results tbody tr")
 
 
-def _download(page, button_name: str = "Export CSV") -> list[dict]:
+def _download(page, button_name: str = "Export CSV", name: str = "masking-history") -> list[dict]:
     with page.expect_download() as info:
         page.get_by_role("button", name=button_name).click()
     download = info.value
-    assert re.fullmatch(r"masking-history-\d{8}-\d{4}\.csv", download.suggested_filename)
+    assert re.fullmatch(rf"{name}-\d{{8}}-\d{{4}}\.csv", download.suggested_filename)
     text = download.path().read_text(encoding="utf-8-sig")
     return list(csv.DictReader(io.StringIO(text)))
 
@@ -241,3 +241,11 @@ def test_all_masks_lists_api_and_dashboard_masks_with_their_makers(ui, stack):
     expect(rows.first).to_contain_text("98765 43286")
     expect(rows.first).to_contain_text("recorded in the audit log")
     ui.shot("all masks, numbers shown", page)
+
+    # Download CSV carries the filters shown (this one row), numbers hidden unless asked for.
+    [exported] = _download(page, "Download CSV", "all-masks")
+    assert (exported["made_by"], exported["state"]) == (f"Dashboard: {agent}", "active")
+    assert exported["first_number"] == "'+91 98XXXXX286"
+    page.get_by_label("the parties' numbers in full").check()
+    [exported] = _download(page, "Download CSV", "all-masks")
+    assert (exported["first_number"], exported["second_number"]) == ("'" + PARTIES[86], "'" + PARTIES[87])
