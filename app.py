@@ -17,6 +17,7 @@ from flask import Flask
 from masking import settings
 from masking.clock import utcnow
 from masking.db import configure_engine, engine_options
+from masking.rate_limit import AccountRateLimit
 from masking.settings import MaskingSettings, SettingsError
 from masking.web.api import PATH_PREFIX as API_PATH_PREFIX
 from masking.web.extensions import db, migrate
@@ -24,6 +25,7 @@ from masking.web.extensions import db, migrate
 # Settings read from the environment (defaults in masking/settings.py and below). The dashboard's
 # service settings (MASKING_API_*, INTERNAL_API_PORT, PORT) are read by masking.web.service_client.
 ENV_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "LOG_LEVEL", "API_ERROR_DETAIL", "API_MAX_BODY_BYTES",
+                "API_RATE_LIMIT", "API_RATE_LIMIT_STORAGE",
                 "SESSION_IDLE_MINUTES", "SESSION_COOKIE_SECURE",
                 *(field.name.upper() for field in dataclasses.fields(MaskingSettings)))
 
@@ -66,6 +68,9 @@ def _create_app(test_config: dict | None) -> Flask:
     app.config["LOG_LEVEL"] = settings.log_level(app.config["LOG_LEVEL"])
     app.config["API_ERROR_DETAIL"] = settings.flag("API_ERROR_DETAIL", app.config["API_ERROR_DETAIL"], True)
     app.config["API_MAX_BODY_BYTES"] = settings.max_body_bytes(app.config["API_MAX_BODY_BYTES"])
+    app.extensions["api_rate_limit"] = AccountRateLimit(settings.api_rate_limit(app.config.get("API_RATE_LIMIT")),
+                                                        settings.api_rate_limit_storage(
+                                                            app.config.get("API_RATE_LIMIT_STORAGE")))
     app.extensions["masking_settings"] = MaskingSettings.from_mapping(app.config)
     app.extensions["masking_clock"] = app.config.get("CLOCK") or utcnow  # tests pass a controllable clock
 

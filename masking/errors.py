@@ -3,6 +3,8 @@
 One exception type carries a code and an optional ``detail``; the HTTP layer turns it
 into the vendor's envelope. The HTTP status follows the vendor's habit: 200 for errors
 the client caused (its examples print the body only on 200), 5xx for our own failures.
+One exception: 1511 (over the rate limit) answers 429 with Retry-After, which HTTP clients'
+retry helpers understand and honour.
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ _CODES = [
     ErrorCode(1508, "Unknown endpoint", 200, "no API endpoint at this path"),
     ErrorCode(1509, "Method not allowed", 200, "the endpoint takes POST (and OPTIONS)"),
     ErrorCode(1510, "Request too large", 200, "the body is larger than the API accepts"),
+    ErrorCode(1511, "Too many requests", 429,
+              "the account is over API_RATE_LIMIT; retry after the Retry-After header's seconds"),
 ]
 
 CODES: dict[int, ErrorCode] = {c.code: c for c in sorted(_CODES, key=lambda c: c.code)}  # in code order
@@ -60,6 +64,7 @@ BAD_EXPIRY_TIME = 1507
 UNKNOWN_ENDPOINT = 1508
 METHOD_NOT_ALLOWED = 1509
 TOO_LARGE = 1510
+TOO_MANY_REQUESTS = 1511
 
 
 class MaskingError(Exception):

@@ -39,6 +39,7 @@ SHORT = {
     1508: "wrong service address",
     1509: "wrong request method",
     1510: "request too large",
+    1511: "too many requests",
     None: "service unreachable",
 }
 
@@ -174,6 +175,11 @@ def explain(problem: Problem, *, zone: ZoneInfo, now: datetime, action: str = "s
     if code == 1015:
         return Explanation(f"The dashboard's account at the masking service may not create or change masks. "
                            f"{_CONTACT_ADMIN}")
+    if code == 1511:
+        wait = data.get("retry_after")
+        when = f"in {wait} second{'s' if wait != 1 else ''}" if isinstance(wait, int) and wait > 0 else "in a moment"
+        return Explanation(f"The masking service is receiving more requests from the dashboard than its limit allows. "
+                           f"{nothing} Try again {when}; if it keeps happening, tell an admin.")
     if code in (1047, 1508, 1509, 1510):
         return Explanation(f"The dashboard and the masking service do not understand each other (code {code}). "
                            f"{_CONTACT_ADMIN}")

@@ -79,6 +79,40 @@ def max_body_bytes(raw) -> int:
     return _whole_number("API_MAX_BODY_BYTES", raw, DEFAULT_MAX_BODY_BYTES, *BODY_BYTES, "bytes")
 
 
+RATE_LIMIT_OFF = ("off", "none", "0")
+RATE_LIMIT_STORES = ("memory", "redis", "rediss")
+
+
+def api_rate_limit(raw) -> tuple:
+    """API_RATE_LIMIT: limits in the ``limits`` library's notation (``30/second``, ``30/second;1000/hour``),
+    shortest window first; () when unset or ``off`` (the default: no limit)."""
+    if _blank(raw) or _text(raw).strip().lower() in RATE_LIMIT_OFF:
+        return ()
+    from limits import parse_many  # local: keeps this module cheap to import
+
+    text = _text(raw).strip()
+    try:
+        items = parse_many(text)
+    except ValueError:
+        items = []
+    if not items or any(item.amount < 1 for item in items):
+        raise SettingsError("API_RATE_LIMIT must be limits such as 30/second or 30/second;1000/hour "
+                            f"(or off), got {shown(text)}")
+    return tuple(sorted(items, key=lambda item: item.get_expiry()))
+
+
+def api_rate_limit_storage(raw) -> str:
+    """API_RATE_LIMIT_STORAGE: memory:// (the default: counts per worker process) or a redis:// URL."""
+    if _blank(raw):
+        return "memory://"
+    text = _text(raw).strip()
+    scheme, separator, rest = text.partition("://")
+    if not separator or scheme.lower() not in RATE_LIMIT_STORES or (scheme.lower() != "memory" and not rest):
+        raise SettingsError("API_RATE_LIMIT_STORAGE must be memory:// or a redis://HOST:PORT/DB URL, "
+                            f"got {shown(_without_password(text))}")
+    return text
+
+
 def session_idle_minutes(raw) -> int:
     return _whole_number("SESSION_IDLE_MINUTES", raw, 30, *IDLE_MINUTES, "minutes")
 
@@ -247,6 +281,8 @@ def check_environment(environ: Mapping[str, str] = os.environ) -> None:
     log_level(environ.get("LOG_LEVEL"))
     flag("API_ERROR_DETAIL", environ.get("API_ERROR_DETAIL"), True)
     max_body_bytes(environ.get("API_MAX_BODY_BYTES"))
+    api_rate_limit(environ.get("API_RATE_LIMIT"))
+    api_rate_limit_storage(environ.get("API_RATE_LIMIT_STORAGE"))
     MaskingSettings.from_mapping(environ)
     session_idle_minutes(environ.get("SESSION_IDLE_MINUTES"))
     flag("SESSION_COOKIE_SECURE", environ.get("SESSION_COOKIE_SECURE"), False)

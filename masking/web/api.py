@@ -23,6 +23,7 @@ from masking.errors import MaskingError
 from masking.phone import redact
 from masking.web.extensions import db, now as utcnow, settings
 from masking.web.openapi import API_PREFIX
+from masking.web.service_client import dashboard_user_ids
 
 PATH_PREFIX = API_PREFIX  # "/api/v2/", as the OpenAPI document names the paths
 bp = Blueprint("api", __name__, url_prefix=PATH_PREFIX.rstrip("/"))
@@ -83,6 +84,8 @@ def failure(error: MaskingError) -> Response:
     response = envelope(payload, error.http_status)
     if error.code == errors.METHOD_NOT_ALLOWED:
         response.headers["Allow"] = "POST, OPTIONS"
+    elif error.code == errors.TOO_MANY_REQUESTS:
+        response.headers["Retry-After"] = str(error.data["retry_after"])
     return response
 
 
@@ -169,7 +172,23 @@ def _authenticated(body: dict, *, write: bool, conn: driver.DriverConnection | N
     conn = conn or driver.of_session(db.session())
     account = accounts.authenticate(conn, body, utcnow(), write=write)
     _call().account = account.user_id
+    _within_rate_limit(account.user_id)
     return account
+
+
+def _within_rate_limit(user_id: str) -> None:
+    """1511 when the account is over API_RATE_LIMIT (masking.rate_limit); counted after the
+    credentials are checked, so nobody spends another account's allowance."""
+    limit = current_app.extensions["api_rate_limit"]
+    if not limit.enabled:
+        return
+    if user_id in dashboard_user_ids():  # the dashboard's agents are people: their logins are limited
+        return
+    refusal = limit.hit(user_id)
+    if refusal is not None:
+        raise MaskingError(errors.TOO_MANY_REQUESTS,
+                           f"this account may make {refusal.limit}; try again in {refusal.retry_after} s",
+                           data={"retry_after": refusal.retry_after})
 
 
 def masking_set(body: dict) -> Response:
@@ -224,6 +243,7 @@ def auth_login(body: dict) -> Response:
     with write_transaction(db.session()):
         account = accounts.check_token(driver.of_session(db.session()), user_id, token)
         _call().account = account.user_id
+        _within_rate_limit(account.user_id)
         ssid, row = accounts.open_session(db.session(), account, now, settings().ssid_ttl_seconds)
     return success("Logged in", {"ssid": ssid, "expires_at": iso_utc(row.expires_at)})
 

@@ -30,8 +30,9 @@ def _ref(name: str, kind: str = "schemas") -> dict:
 
 # ---------------------------------------------------------------- the endpoints
 
-# Codes every API endpoint can answer, whatever it does (1014: every call checks credentials).
-COMMON_CODES = (1000, 1009, 1010, 1014, 1047, 1510)
+# Codes every API endpoint can answer, whatever it does (1014: every call checks credentials;
+# 1511: every account's calls count against API_RATE_LIMIT when it is set).
+COMMON_CODES = (1000, 1009, 1010, 1014, 1047, 1510, 1511)
 
 # One entry per key of ENDPOINTS (the lower-case path below /api/v2/).
 OPERATIONS: dict[str, dict] = {
@@ -434,6 +435,7 @@ ERROR_EXAMPLES = {
     1505: (None, None),  # exactly the vendor's example body
     1506: ("no active masking of this account matches mask=+91 80XXXXX500", None),
     1507: ("expiry_time must be in the future", None),
+    1511: ("this account may make 30 per 1 second; try again in 1 s", {"retry_after": 1}),
 }
 
 
@@ -459,6 +461,10 @@ _ENVELOPE_HEADERS = {
     "Access-Control-Allow-Origin": {"schema": {"type": "string", "const": "*"}},
     "ETag": {"schema": {"type": "string"}},
 }
+
+
+_RETRY_AFTER = {"Retry-After": {"description": "Whole seconds to wait before the call can succeed.",
+                                "schema": {"type": "integer", "minimum": 1}}}
 
 
 def _operation(endpoint: str, fill: dict) -> dict:
@@ -487,10 +493,11 @@ def _operation(endpoint: str, fill: dict) -> dict:
     for status, status_codes in sorted(by_status.items()):
         responses[str(status)] = {
             "description": "; ".join(f"{c} {CODES[c].message}: {CODES[c].when}" for c in status_codes) + ".",
-            "headers": _ENVELOPE_HEADERS,
+            "headers": {**_ENVELOPE_HEADERS, **(_RETRY_AFTER if status == 429 else {})},
             "content": {"application/json": {
                 "schema": _error_with(status_codes),
-                "examples": {f"error_{c}": _error_example(c) for c in status_codes},
+                "examples": {f"error_{c}": _error_example(c, *ERROR_EXAMPLES.get(c, (None, None)))
+                             for c in status_codes},
             }},
         }
 
