@@ -64,7 +64,7 @@ TARGET_LATENCY_GROWTH = 1.5
 # served app runs with its defaults, as `make run` does on a fresh clone.
 APP_ENV = ("DATABASE_URL", "SECRET_KEY", "API_ERROR_DETAIL", "API_MAX_BODY_BYTES", "DEFAULT_REGION",
            "TIMEZONE", "DEFAULT_EXPIRY_MINUTES", "MAX_EXPIRY_MINUTES", "COOLOFF_SECONDS", "GEO_MATCH",
-           "SSID_TTL_SECONDS")
+           "SSID_TTL_SECONDS", "API_RATE_LIMIT", "API_RATE_LIMIT_STORAGE")
 
 
 def log(message: str) -> None:
