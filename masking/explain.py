@@ -155,9 +155,7 @@ def explain(problem: Problem, *, zone: ZoneInfo, now: datetime, action: str = "s
         return Explanation(f"The masking service could not save the mask. {nothing} Try again; if it happens again, "
                            "tell an admin.")
     if code == 1505:
-        return Explanation("No masking number is free for these two numbers right now: every number in the pool is "
-                           "already in use by one of them. End one of their other masks, or ask an admin to add "
-                           "numbers to the pool.")
+        return Explanation(_no_number_free(detail, data, m1, m2))
     if code == 1506:
         return Explanation("This mask is no longer active: it has already ended or expired. It has been taken off "
                            "your list.")
@@ -186,6 +184,27 @@ def explain(problem: Problem, *, zone: ZoneInfo, now: datetime, action: str = "s
     message = f": {problem.message}" if problem.message else ""
     return Explanation(f"The masking service refused the request (code {code}{message}). {nothing} "
                        "If this keeps happening, tell an admin.")
+
+
+def _no_number_free(detail: str | None, data: dict, m1: str | None, m2: str | None) -> str:
+    """1505 in words: an empty pool, or (from the service's ``data``) which of the two parties
+    already has masks on the pool's numbers, so the agent knows whose masks to look at."""
+    add = "ask an admin to add numbers to the pool"
+    if detail and detail.startswith("the pool has no active number"):
+        where = " for this country" if " in " in detail else ""
+        return f"The pool has no masking numbers to give out{where}. Nothing was masked: {add}."
+    total = data.get("active_numbers")
+    holders = [(label, number, data.get(key)) for label, number, key in
+               (("first number", m1, "m1_holds"), ("second number", m2, "m2_holds"))]
+    holders = [(label, number, n) for label, number, n in holders if isinstance(n, int) and n > 0]
+    if not isinstance(total, int) or not holders:
+        return ("No masking number is free for these two numbers right now: every number in the pool is already in "
+                f"use by one of them. End one of their other masks, or {add}.")
+    who = " and ".join(f"the {label}{f' ({phone(number)})' if number else ''} has masks on {n}"
+                       for label, number, n in holders)
+    return (f"No masking number is free for these two numbers right now: {who} of the {total} numbers in the pool "
+            "(live, or ended in the last few minutes and not yet given out again). End one of their other masks, "
+            f"or {add}.")
 
 
 def made_late(*, mask: str | None, m1: str | None, m2: str | None, expires_at: datetime | None, zone: ZoneInfo,

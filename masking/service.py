@@ -130,8 +130,7 @@ def create_masking(conn: DriverConnection, account: Principal, request: SetReque
                            created_at=now, expires_at=request.expires_at, ended_at=None)
         except _NoNumberFits:
             # Why no number fits is counted once the write lock is free: it needs no lock.
-            raise MaskingError(errors.NO_NUMBER, _why_no_number(conn, params["country"], settings.geo_match)) \
-                from None
+            raise _why_no_number(conn, params, settings.geo_match) from None
         except DBAPIError as exc:
             if not _retryable(exc):
                 log.error("masking not stored: %s", describe_error(exc))
@@ -282,16 +281,44 @@ def _allocate(conn: DriverConnection, params: dict, settings: MaskingSettings) -
 
 _COUNT_ACTIVE = Statement("SELECT count(*) FROM pool_numbers WHERE status = 'active'")
 _COUNT_ACTIVE_IN = Statement("SELECT count(*) FROM pool_numbers WHERE status = 'active' AND country = :country")
+# Per party, the active pool numbers it holds: live, or cooling off after a masking that ended
+# (ix_routes_party). The first form for any country, the second for GEO_MATCH=require.
+_HELD = """
+    SELECT r.party, sum(CASE WHEN r.route_until > :now THEN 1 ELSE 0 END), count(*)
+    FROM routes r JOIN pool_numbers p ON p.number = r.mask_number
+    WHERE r.party IN (:m1, :m2) AND r.hold_until > :now AND p.status = 'active'{country}
+    GROUP BY r.party
+"""
+_HELD_ANY = Statement(_HELD.format(country=""))
+_HELD_IN = Statement(_HELD.format(country=" AND p.country = :country"))
 
 
-def _why_no_number(conn: DriverConnection, country: str | None, geo_match: str) -> str:
-    """The 1505 detail: an empty pool and an exhausted one call for different fixes."""
-    if geo_match == "require" and country:
-        if not conn.first(_COUNT_ACTIVE_IN, {"country": country})[0]:
-            return f"the pool has no active number in {country} (GEO_MATCH=require)"
-    elif not conn.first(_COUNT_ACTIVE)[0]:
-        return "the pool has no active number"
-    return "every active pool number is in use by one of these parties, or cooling off after one of their maskings"
+def _why_no_number(conn: DriverConnection, params: dict, geo_match: str) -> MaskingError:
+    """The 1505: an empty pool and an exhausted one call for different fixes, and an exhausted
+    one is usually one busy party (a driver in many deliveries): say which, and how busy."""
+    country = params["country"] if geo_match == "require" else None
+    if country:
+        total = conn.first(_COUNT_ACTIVE_IN, {"country": country})[0]
+        if not total:
+            return MaskingError(errors.NO_NUMBER, f"the pool has no active number in {country} (GEO_MATCH=require)")
+    else:
+        total = conn.first(_COUNT_ACTIVE)[0]
+        if not total:
+            return MaskingError(errors.NO_NUMBER, "the pool has no active number")
+    held = {party: (int(live or 0), int(n)) for party, live, n in
+            conn.rows(_HELD_IN if country else _HELD_ANY, {**params, "country": country})}
+    parts, data = [], {"active_numbers": total}
+    for field in ("m1", "m2"):
+        live, n = held.get(params[field], (0, 0))
+        data[f"{field}_holds"] = n
+        cooling = n - live
+        parts.append(f"{field} holds {n}" + (f" ({live} live, {cooling} cooling off)" if live and cooling else
+                                            " cooling off after maskings that ended" if cooling else
+                                            " in live maskings" if n else ""))
+    where = f" in {country}" if country else ""
+    return MaskingError(errors.NO_NUMBER, "every active pool number is in use by one of these parties, or cooling "
+                                          f"off after one of their maskings: of the {total} active numbers{where}, "
+                                          + ", ".join(parts), data=data)
 
 
 _MASKING_FOR_1503 = Statement("SELECT account_id, mask_number, expires_at FROM maskings WHERE id = :id")

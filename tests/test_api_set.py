@@ -2,11 +2,13 @@
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from masking.models import ActivePair, Masking, PoolNumber, Route
 from masking.web.extensions import db
 from tests.api_helpers import (
     SET,
+    UNSET,
     backend,
     check_invariants,
     configured_app,
@@ -14,6 +16,7 @@ from tests.api_helpers import (
     err,
     get_masking,
     iso,
+    ok,
     parse_iso,
     pool_status,
     post,
@@ -382,14 +385,38 @@ def test_a_party_never_holds_one_number_twice_then_1505(client, app, account, po
     assert sorted(masks) == sorted(POOL[:3])
     payload = err(client, SET, body(account, m1=A, m2=E), 1505)
     assert payload["message"] == "Masking No not available"
-    assert payload["detail"].startswith("every active pool number is in use by one of these parties")
+    assert payload["detail"] == ("every active pool number is in use by one of these parties, or cooling off after "
+                                 "one of their maskings: of the 3 active numbers, m1 holds 3 in live maskings, m2 holds 0")
+    assert payload["data"] == {"active_numbers": 3, "m1_holds": 3, "m2_holds": 0}
     payload = err(client, SET, body(account, m1=E, m2=A), 1505)  # either side
+    assert payload["data"] == {"active_numbers": 3, "m1_holds": 0, "m2_holds": 3}
     assert count(app, Masking) == 3
     check_invariants(app, T0)
     # B holds POOL of A-B only; B-C must avoid both B's and C's numbers.
     bc = set_masking(client, account, B, C)
     assert bc["mask"] not in {masks[0], masks[1]}
     check_invariants(app, T0)
+
+
+def test_1505_says_which_party_holds_the_numbers_live_or_cooling_off(client, app, account, pool_of_three, now):
+    add_pool(app, POOL[3])
+    first = set_masking(client, account, A, B)
+    set_masking(client, account, A, C)
+    set_masking(client, account, D, E)  # D and E hold one number
+    ok(client, UNSET, {**account, "mask": first["mask"], "m1": A, "m2": B})  # A cools off on it
+    set_masking(client, account, A, D)
+    payload = err(client, SET, body(account, m1=A, m2=E), 1505)
+    assert payload["data"] == {"active_numbers": 4, "m1_holds": 3, "m2_holds": 1}
+    assert payload["detail"].endswith("of the 4 active numbers, m1 holds 3 (2 live, 1 cooling off), "
+                                      "m2 holds 1 in live maskings")
+    # A retired number is not counted: it would not be given out anyway.
+    with app.app_context():
+        db.session.execute(update(PoolNumber).where(PoolNumber.number == first["mask"]).values(status="retired"))
+        db.session.commit()
+    assert err(client, SET, body(account, m1=A, m2=E), 1505)["data"] == {
+        "active_numbers": 3, "m1_holds": 2, "m2_holds": 1}
+    now.advance(seconds=301)  # past the cool-off of A's ended masking: it holds only its live ones
+    assert err(client, SET, body(account, m1=A, m2=E), 1505)["data"]["m1_holds"] == 2
 
 
 def test_1505_when_the_pool_is_empty(client, account, now):

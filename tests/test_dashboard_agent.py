@@ -193,8 +193,9 @@ def test_pair_already_masked_and_no_number_free(dash, app, clock):
     _mask(client, PARTIES[0], PARTIES[2])
     _mask(client, PARTIES[0], PARTIES[3])
     full = text_of(_mask(client, PARTIES[0], PARTIES[4]).get_data(as_text=True))
-    assert "No masking number is free for these two numbers right now" in full
-    assert "ask an admin to add numbers to the pool" in full
+    assert ("No masking number is free for these two numbers right now: the first number (+91 98765 43200) has "
+            "masks on 3 of the 3 numbers in the pool (live, or ended in the last few minutes and not yet given out "
+            "again). End one of their other masks, or ask an admin to add numbers to the pool.") in full
     codes = [a.error_code for a in _attempts(dash)]
     assert codes == [None, 1503, None, None, 1505]
 
@@ -411,6 +412,13 @@ def test_every_code_and_problem_has_plain_words():
     assert explain.explain(pair, zone=zone, now=now, m1=PARTIES[0], m2=PARTIES[1]).text == (
         "These two numbers +91 98765 43200 and +91 98765 43201 are already masked behind +91 80 4123 4500 "
         "until 14:05 (in 35 min); end that mask first or wait.")
+    empty = explain.Problem(explain.SERVICE_ERROR, 1505, "", "the pool has no active number in IN (GEO_MATCH=require)")
+    assert explain.explain(empty, zone=zone, now=now).text == (
+        "The pool has no masking numbers to give out for this country. Nothing was masked: ask an admin to add "
+        "numbers to the pool.")
+    both = explain.Problem(explain.SERVICE_ERROR, 1505, "", "...", {"active_numbers": 9, "m1_holds": 9, "m2_holds": 2})
+    assert "the first number (+91 98765 43200) has masks on 9 and the second number (+91 98765 43201) has masks on 2 " \
+           "of the 9 numbers in the pool" in explain.explain(both, zone=zone, now=now, m1=PARTIES[0], m2=PARTIES[1]).text
     for code in (1014, 1015, 1508):
         assert "contact an admin" in explain.explain(explain.Problem("error", code), zone=zone, now=now).text
     field = explain.explain(explain.Problem("error", 1000, "", "m2 is not a valid phone number"), zone=zone, now=now)

@@ -53,7 +53,9 @@ OPERATIONS: dict[str, dict] = {
             "from now: 1507. When both are given, each must be valid and `expiry_time` wins; when neither, "
             "the masking lasts {default_minutes} minutes.\n"
             "* An active masking for the same pair (in either order): 1503, its `data` naming the masking "
-            "number and expiry when the pair is this account's. No pool number fits: 1505."
+            "number and expiry when the pair is this account's. No pool number fits: 1505, its `data` giving "
+            "how many of the active pool numbers each party holds (`active_numbers`, `m1_holds`, `m2_holds`; "
+            "none when the pool is empty)."
         ),
         "body": "SetRequest",
         "success": "SetSuccess",
