@@ -281,12 +281,14 @@ def _allocate(conn: DriverConnection, params: dict, settings: MaskingSettings) -
 
 _COUNT_ACTIVE = Statement("SELECT count(*) FROM pool_numbers WHERE status = 'active'")
 _COUNT_ACTIVE_IN = Statement("SELECT count(*) FROM pool_numbers WHERE status = 'active' AND country = :country")
-# Per party, the active pool numbers it holds: live, or cooling off after a masking that ended
-# (ix_routes_party). The first form for any country, the second for GEO_MATCH=require.
+# Per party, the active pool numbers it holds through this account's maskings: live, or cooling
+# off after one that ended (ix_routes_party). The first form for any country, the second for
+# GEO_MATCH=require. Other accounts' maskings are not counted: as for 1503, an account learns
+# that they exist, not what they are.
 _HELD = """
     SELECT r.party, sum(CASE WHEN r.route_until > :now THEN 1 ELSE 0 END), count(*)
-    FROM routes r JOIN pool_numbers p ON p.number = r.mask_number
-    WHERE r.party IN (:m1, :m2) AND r.hold_until > :now AND p.status = 'active'{country}
+    FROM routes r JOIN pool_numbers p ON p.number = r.mask_number JOIN maskings m ON m.id = r.masking_id
+    WHERE r.party IN (:m1, :m2) AND r.hold_until > :now AND p.status = 'active' AND m.account_id = :account_id{country}
     GROUP BY r.party
 """
 _HELD_ANY = Statement(_HELD.format(country=""))
@@ -295,7 +297,8 @@ _HELD_IN = Statement(_HELD.format(country=" AND p.country = :country"))
 
 def _why_no_number(conn: DriverConnection, params: dict, geo_match: str) -> MaskingError:
     """The 1505: an empty pool and an exhausted one call for different fixes, and an exhausted
-    one is usually one busy party (a driver in many deliveries): say which, and how busy."""
+    one is usually one busy party (a driver in many deliveries): say which, and how busy in this
+    account's maskings."""
     country = params["country"] if geo_match == "require" else None
     if country:
         total = conn.first(_COUNT_ACTIVE_IN, {"country": country})[0]
@@ -311,14 +314,13 @@ def _why_no_number(conn: DriverConnection, params: dict, geo_match: str) -> Mask
     for field in ("m1", "m2"):
         live, n = held.get(params[field], (0, 0))
         data[f"{field}_holds"] = n
-        cooling = n - live
-        parts.append(f"{field} holds {n}" + (f" ({live} live, {cooling} cooling off)" if live and cooling else
-                                            " cooling off after maskings that ended" if cooling else
-                                            " in live maskings" if n else ""))
+        state = "live" if n == live else "cooling off" if not live else f"{live} live, {n - live} cooling off"
+        parts.append(f"{n} for {field} ({state})" if n else f"none for {field}")
     where = f" in {country}" if country else ""
+    others = "" if data["m1_holds"] + data["m2_holds"] >= total else "; the others through other accounts' maskings"
     return MaskingError(errors.NO_NUMBER, "every active pool number is in use by one of these parties, or cooling "
                                           f"off after one of their maskings: of the {total} active numbers{where}, "
-                                          + ", ".join(parts), data=data)
+                                          f"this account's maskings hold {parts[0]} and {parts[1]}{others}", data=data)
 
 
 _MASKING_FOR_1503 = Statement("SELECT account_id, mask_number, expires_at FROM maskings WHERE id = :id")

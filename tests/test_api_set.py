@@ -386,7 +386,8 @@ def test_a_party_never_holds_one_number_twice_then_1505(client, app, account, po
     payload = err(client, SET, body(account, m1=A, m2=E), 1505)
     assert payload["message"] == "Masking No not available"
     assert payload["detail"] == ("every active pool number is in use by one of these parties, or cooling off after "
-                                 "one of their maskings: of the 3 active numbers, m1 holds 3 in live maskings, m2 holds 0")
+                                 "one of their maskings: of the 3 active numbers, this account's maskings hold 3 for "
+                                 "m1 (live) and none for m2")
     assert payload["data"] == {"active_numbers": 3, "m1_holds": 3, "m2_holds": 0}
     payload = err(client, SET, body(account, m1=E, m2=A), 1505)  # either side
     assert payload["data"] == {"active_numbers": 3, "m1_holds": 0, "m2_holds": 3}
@@ -407,8 +408,8 @@ def test_1505_says_which_party_holds_the_numbers_live_or_cooling_off(client, app
     set_masking(client, account, A, D)
     payload = err(client, SET, body(account, m1=A, m2=E), 1505)
     assert payload["data"] == {"active_numbers": 4, "m1_holds": 3, "m2_holds": 1}
-    assert payload["detail"].endswith("of the 4 active numbers, m1 holds 3 (2 live, 1 cooling off), "
-                                      "m2 holds 1 in live maskings")
+    assert payload["detail"].endswith("of the 4 active numbers, this account's maskings hold 3 for m1 (2 live, "
+                                      "1 cooling off) and 1 for m2 (live)")
     # A retired number is not counted: it would not be given out anyway.
     with app.app_context():
         db.session.execute(update(PoolNumber).where(PoolNumber.number == first["mask"]).values(status="retired"))
@@ -417,6 +418,20 @@ def test_1505_says_which_party_holds_the_numbers_live_or_cooling_off(client, app
         "active_numbers": 3, "m1_holds": 2, "m2_holds": 1}
     now.advance(seconds=301)  # past the cool-off of A's ended masking: it holds only its live ones
     assert err(client, SET, body(account, m1=A, m2=E), 1505)["data"]["m1_holds"] == 2
+
+
+def test_1505_counts_only_the_callers_own_maskings(client, app, account, pool_of_three, now):
+    """Another account's maskings block numbers too, but the caller learns only that they exist."""
+    other = make_account(app, "other")
+    set_masking(client, other, A, B)
+    set_masking(client, other, A, C)
+    set_masking(client, account, A, D)
+    payload = err(client, SET, body(account, m1=A, m2=E), 1505)
+    assert payload["data"] == {"active_numbers": 3, "m1_holds": 1, "m2_holds": 0}
+    assert payload["detail"].endswith("this account's maskings hold 1 for m1 (live) and none for m2; the others "
+                                      "through other accounts' maskings")
+    assert err(client, SET, body(other, m1=A, m2=E), 1505)["data"] == {"active_numbers": 3, "m1_holds": 2,
+                                                                       "m2_holds": 0}
 
 
 def test_1505_when_the_pool_is_empty(client, account, now):

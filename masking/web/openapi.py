@@ -54,8 +54,8 @@ OPERATIONS: dict[str, dict] = {
             "the masking lasts {default_minutes} minutes.\n"
             "* An active masking for the same pair (in either order): 1503, its `data` naming the masking "
             "number and expiry when the pair is this account's. No pool number fits: 1505, its `data` giving "
-            "how many of the active pool numbers each party holds (`active_numbers`, `m1_holds`, `m2_holds`; "
-            "none when the pool is empty)."
+            "how many of the active pool numbers each party holds through this account's maskings "
+            "(`active_numbers`, `m1_holds`, `m2_holds`; none when the pool is empty)."
         ),
         "body": "SetRequest",
         "success": "SetSuccess",
