@@ -241,6 +241,20 @@ class MaskingSettings:
         return cls.from_mapping(os.environ)
 
 
+def _check_credentials(values: Mapping, is_self: bool) -> None:
+    """MASKING_API_USER_ID and MASKING_API_TOKEN come together; another service (MASKING_API_URL)
+    needs them, as it has no built-in account for the dashboard. Refused at start, not at an
+    agent's first mask."""
+    given = [name for name in ("MASKING_API_USER_ID", "MASKING_API_TOKEN") if not _blank(values.get(name))]
+    if len(given) == 1:
+        missing = "MASKING_API_TOKEN" if given == ["MASKING_API_USER_ID"] else "MASKING_API_USER_ID"
+        raise SettingsError(f"MASKING_API_USER_ID and MASKING_API_TOKEN go together: {given[0]} is set, "
+                            f"{missing} is not")
+    if not given and not is_self:
+        raise SettingsError("MASKING_API_USER_ID and MASKING_API_TOKEN must be set when MASKING_API_URL names "
+                            "another service: the dashboard's API account there")
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     """How the dashboard reaches the masking service (``masking.web.service_client``)."""
@@ -264,8 +278,10 @@ class ServiceSettings:
             internal_port = public + 1 if public < MAX_PORT else None
             if internal_port is None and is_self:
                 raise SettingsError(server_settings.no_room_for_internal_port(_text(port_value)))
+        url = f"http://127.0.0.1:{internal_port}" if is_self else service_url(values["MASKING_API_URL"])
+        _check_credentials(values, is_self)
         return cls(
-            url=f"http://127.0.0.1:{internal_port}" if is_self else service_url(values["MASKING_API_URL"]),
+            url=url,
             is_self=is_self,
             internal_api_port=internal_port,
             connect_timeout=seconds("MASKING_API_CONNECT_TIMEOUT", values.get("MASKING_API_CONNECT_TIMEOUT"), 2),

@@ -209,6 +209,9 @@ GOOD = [  # variable, value, config key, value in app.config
 @pytest.mark.parametrize("name, value, key, expected", GOOD)
 def test_a_good_value_is_taken(clean_env, name, value, key, expected):
     clean_env.setenv(name, value)
+    if name == "MASKING_API_URL":  # another service: the dashboard's account there is required
+        clean_env.setenv("MASKING_API_USER_ID", "u1")
+        clean_env.setenv("MASKING_API_TOKEN", "t1")
     check_environment(os.environ)
     application = create_app({"TESTING": True})
     if key is not None:
@@ -242,9 +245,37 @@ def test_values_given_to_create_app_may_be_numbers_and_flags(clean_env):
 def test_port_65535_is_fine_when_the_dashboard_calls_another_service(clean_env):
     clean_env.setenv("PORT", "65535")
     clean_env.setenv("MASKING_API_URL", "http://10.0.0.5:5000")
+    clean_env.setenv("MASKING_API_USER_ID", "u1")
+    clean_env.setenv("MASKING_API_TOKEN", "t1")
     config = create_app({"TESTING": True}).config
     assert (config["MASKING_API_URL"], config["MASKING_API_SELF"], config["INTERNAL_API_PORT"]) == \
         ("http://10.0.0.5:5000", False, None)
+
+
+CREDENTIALS = "MASKING_API_USER_ID and MASKING_API_TOKEN"
+
+
+@pytest.mark.parametrize("settings, expected", [
+    ({"MASKING_API_URL": "http://10.0.0.5:5000"},
+     f"{CREDENTIALS} must be set when MASKING_API_URL names another service: the dashboard's API account there"),
+    ({"MASKING_API_URL": "http://10.0.0.5:5000", "MASKING_API_USER_ID": "u1", "MASKING_API_TOKEN": "  "},
+     f"{CREDENTIALS} go together: MASKING_API_USER_ID is set, MASKING_API_TOKEN is not"),
+    ({"MASKING_API_TOKEN": "t1"}, f"{CREDENTIALS} go together: MASKING_API_TOKEN is set, MASKING_API_USER_ID is not"),
+])
+def test_the_dashboards_credentials_are_checked_at_start(clean_env, settings, expected):
+    """Before, an app pointed at another service without them served, and told every agent at
+    every mask that the dashboard was not set up."""
+    for name, value in settings.items():
+        clean_env.setenv(name, value)
+    assert refusal_of_create_app() == expected
+    assert refusal_of_check_environment() == expected
+
+
+def test_credentials_for_this_apps_own_api_are_taken(clean_env):
+    clean_env.setenv("MASKING_API_USER_ID", "u1")
+    clean_env.setenv("MASKING_API_TOKEN", "t1")
+    config = create_app({"TESTING": True}).config
+    assert (config["MASKING_API_SELF"], config["MASKING_API_USER_ID"]) == (True, "u1")
 
 
 # ---------------------------------------------------------------- the entry points: one line, no traceback
