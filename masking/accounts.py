@@ -89,25 +89,32 @@ class Principal:
 
 # Credentials are checked on every API call: driver-level SQL (see masking.driver), with the
 # time comparisons done in SQL.
+# A read-only account whose owner (reads_for) was revoked reads nothing more: revoking an
+# integration ends every access to its maskings (the owner's row: one primary-key lookup).
 _ACCOUNT_BY_USER_ID = Statement("""
-    SELECT id, user_id, can_write, token_hash, revoked_at IS NOT NULL, coalesce(reads_for_id, id)
-    FROM api_accounts WHERE user_id = :user_id
+    SELECT a.id, a.user_id, a.can_write, a.token_hash, a.revoked_at IS NOT NULL, coalesce(a.reads_for_id, a.id),
+           o.revoked_at IS NOT NULL
+    FROM api_accounts a LEFT JOIN api_accounts o ON o.id = a.reads_for_id
+    WHERE a.user_id = :user_id
 """)
 _ACCOUNT_BY_SSID = Statement("""
     SELECT a.id, a.user_id, a.can_write, a.revoked_at IS NOT NULL,
-           s.expires_at <= :now, s.revoked_at IS NOT NULL, coalesce(a.reads_for_id, a.id)
-    FROM api_sessions s JOIN api_accounts a ON a.id = s.account_id
+           s.expires_at <= :now, s.revoked_at IS NOT NULL, coalesce(a.reads_for_id, a.id), o.revoked_at IS NOT NULL
+    FROM api_sessions s JOIN api_accounts a ON a.id = s.account_id LEFT JOIN api_accounts o ON o.id = a.reads_for_id
     WHERE s.ssid_hash = :ssid_hash
 """)
+_OWNER_REVOKED = "the account this one reads for was revoked, so it reads nothing more"
 
 
 def check_token(conn: DriverConnection, user_id: str, token: str) -> Principal:
     row = conn.first(_ACCOUNT_BY_USER_ID, {"user_id": user_id})
     if row is None or not hmac.compare_digest(row[3], _digest(token)):
         raise MaskingError(INVALID_TOKEN, "userId and token do not match an account")
-    account_id, user_id, can_write, _token_hash, revoked, reads_id = row
+    account_id, user_id, can_write, _token_hash, revoked, reads_id, owner_revoked = row
     if revoked:
         raise MaskingError(INVALID_TOKEN, "this account's credentials were revoked")
+    if owner_revoked:
+        raise MaskingError(INVALID_TOKEN, _OWNER_REVOKED)
     return Principal(account_id, user_id, bool(can_write), reads_id)
 
 
@@ -124,13 +131,16 @@ def authenticate(conn: DriverConnection, body: dict, now: datetime, *, write: bo
         row = conn.first(_ACCOUNT_BY_SSID, {"ssid_hash": _digest(ssid), "now": conn.timestamp(now)})
         if row is None:
             raise MaskingError(INVALID_TOKEN, "ssid is not valid")
-        account_id, account_user_id, can_write, account_revoked, ssid_expired, ssid_revoked, reads_id = row
+        (account_id, account_user_id, can_write, account_revoked, ssid_expired, ssid_revoked, reads_id,
+         owner_revoked) = row
         if ssid_revoked:
             raise MaskingError(INVALID_TOKEN, "ssid is not valid")
         if ssid_expired:
             raise MaskingError(INVALID_TOKEN, "ssid has expired; log in again")
         if account_revoked:
             raise MaskingError(INVALID_TOKEN, "this account's credentials were revoked")
+        if owner_revoked:
+            raise MaskingError(INVALID_TOKEN, _OWNER_REVOKED)
         account = Principal(account_id, account_user_id, bool(can_write), reads_id)
     elif user_id and token:
         account = check_token(conn, user_id, token)

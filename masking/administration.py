@@ -234,7 +234,9 @@ def create_api_account(session: Session, actor: User | None, name: str, can_writ
         if not reads_for_user_id:
             raise ReadsForError("Choose the read-write account whose masks it reads: a read-only account "
                                 "makes none of its own.")
-        reads_for = accounts.find_account(session, reads_for_user_id)
+        # A userId is printable text: one that is not (a control character, a lone surrogate from
+        # a terminal's bad bytes) names no account, and the database would refuse to look it up.
+        reads_for = accounts.find_account(session, reads_for_user_id) if reads_for_user_id.isprintable() else None
         if reads_for is None:
             raise ReadsForError(f"There is no API account {reads_for_user_id!r} to read for.")
         if not reads_for.can_write or reads_for.revoked_at is not None:

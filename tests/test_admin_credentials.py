@@ -110,6 +110,17 @@ def test_the_list_shows_user_id_name_access_created_and_revoked(app, admin_clien
     assert re.search(r"\d{4} \d\d:\d\d IST", writer_row)  # created, local time
 
 
+def test_a_reader_of_a_revoked_account_says_it_reads_nothing_now(app, admin_client):
+    writer = make_account(app, "Billing")
+    reader = make_account(app, "Reports", can_write=False, reads_for=writer)
+    admin_client.post(f"/admin/credentials/{_account_id(app, writer['userId'])}/revoke", headers=HX)
+    html = admin_client.get("/admin/credentials").get_data(as_text=True)
+    row = html_module.unescape(text_of(re.search(rf'<tr id="account-{_account_id(app, reader["userId"])}"[^>]*>(.*?)</tr>',
+                                                 html, re.S).group(1)))
+    assert f"reads the masks of Billing {writer['userId']}" in row and "which is revoked: it reads nothing now" in row
+    assert _api_code(app, reader) == 1014
+
+
 def test_create_without_htmx_shows_the_token_on_the_page(app, admin_client):
     response = admin_client.post("/admin/credentials", data={"name": "Batch", "access": "read-write"})
     html = response.get_data(as_text=True)

@@ -105,6 +105,29 @@ def test_read_only_account_gets_and_lists_the_maskings_of_the_account_it_reads_f
     assert listed_ids(client, make_account(app, "their reader", can_write=False, reads_for=other)) == [theirs["id"]]
 
 
+def test_a_reader_of_a_revoked_account_reads_nothing_more(client, app, account, history):
+    """Revoking an integration ends every access to its maskings, its readers' too (before, they
+    went on reading them); creating a reader for a revoked account was refused already."""
+    from masking import accounts
+    from masking.web.extensions import db
+
+    reader = make_account(app, "reader", can_write=False, reads_for=account)
+    ssid = {"ssid": ok(client, "/api/v2/Auth/login", reader)["ssid"]}
+    assert listed_ids(client, ssid) == listed_ids(client, account)
+    with app.app_context():
+        accounts.revoke_account(db.session(), accounts.find_account(db.session(), account["userId"]), T0)
+        db.session.commit()
+    for credentials in (reader, ssid):
+        for path, body in ((LIST, {}), (GET, {"id": history["ab"]["id"]})):
+            payload = err(client, path, {**credentials, **body}, 1014)
+            assert payload["detail"] == "the account this one reads for was revoked, so it reads nothing more"
+    err(client, "/api/v2/Auth/login", reader, 1014)
+    # A reader of another, active account still reads.
+    other = make_account(app, "other")
+    theirs = set_masking(client, other, PARTIES[10], PARTIES[11])
+    assert listed_ids(client, make_account(app, "their reader", can_write=False, reads_for=other)) == [theirs["id"]]
+
+
 def test_read_only_account_reading_for_no_one_reads_nothing(client, app, account, history):
     """Read-only accounts made before they could read for another (migration 0004)."""
     reader = make_account(app, "reader", can_write=False)

@@ -301,6 +301,10 @@ def test_api_user_create_read_only_refuses_what_it_cannot_read_for(app, runner):
             (["--reads-for", "u0000000000000000"], "There is no API account 'u0000000000000000' to read for."),
             (["--reads-for", reader["userId"]], f"{reader['userId']} is read-only itself"),
             (["--reads-for", leaver["userId"]], f"{leaver['userId']} is revoked"),
+            # Bytes a terminal could not decode (a lone surrogate) and control characters name no
+            # account; the lookup would have failed with a traceback (the database cannot hold them).
+            (["--reads-for", "u\udcff"], "There is no API account 'u\\udcff' to read for."),
+            (["--reads-for", "u\x00\x1b"], "There is no API account 'u\\x00\\x1b' to read for."),
     ):
         result = invoke(runner, "api-user", "create", *args, "Auditor", exit_code=1)
         assert result.stderr.startswith(f"Error: {error}"), (args, result.stderr)
@@ -308,6 +312,14 @@ def test_api_user_create_read_only_refuses_what_it_cannot_read_for(app, runner):
         names = db.session.scalars(select(ApiAccount.name)).all()
     assert sorted(names) == ["CRM", "Leaver", "Old reader"]  # nothing half-made
     assert f"{owner['userId']}  read-write  CRM" in invoke(runner, "api-user", "list").stdout
+
+
+def test_api_user_list_says_a_reader_of_a_revoked_account_reads_nothing(app, runner):
+    owner = make_account(app, "CRM")
+    reader = make_account(app, "Auditor", can_write=False, reads_for=owner)
+    invoke(runner, "api-user", "revoke", owner["userId"])
+    assert (f"{reader['userId']}  read-only   Auditor  (reads for {owner['userId']}, revoked: reads nothing)"
+            in invoke(runner, "api-user", "list").stdout)
 
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 121])
@@ -345,6 +357,9 @@ def test_api_user_revoke_refuses_its_token_and_its_ssids(app, runner, client, po
 def test_api_user_revoke_of_an_unknown_user(app, runner):
     result = invoke(runner, "api-user", "revoke", "u0000000000000000", exit_code=1)
     assert result.stderr == "Error: no API account with userId 'u0000000000000000'\n"
+    # Bytes the terminal could not decode (a lone surrogate): the same answer, not a traceback.
+    result = invoke(runner, "api-user", "revoke", "u\udcff", exit_code=1)
+    assert result.stderr == "Error: no API account with userId 'u\\udcff'\n"
 
 
 def test_api_user_list_never_shows_tokens(app, runner):

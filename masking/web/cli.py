@@ -198,7 +198,9 @@ def api_user_revoke(user_id, force):
     """Revoke USER_ID's token and every ssid it opened."""
     try:
         with write_transaction(db.session()):
-            account = accounts.find_account(db.session(), user_id)
+            # Not printable (a lone surrogate from bytes the terminal could not decode): no userId, and
+            # the database could not be asked about it.
+            account = accounts.find_account(db.session(), user_id) if user_id.isprintable() else None
             if account is None:
                 raise click.ClickException(f"no API account with userId {user_id!r}")
             if account.revoked_at is None:
@@ -213,7 +215,9 @@ def api_user_list():
     """List API accounts (never their tokens)."""
     for account in db.session.scalars(select(ApiAccount).order_by(ApiAccount.id)):
         state = "revoked" if account.revoked_at else ("read-write" if account.can_write else "read-only")
-        reads = f"  (reads for {account.reads_for.user_id})" if account.reads_for else ""
+        owner = account.reads_for
+        reads = (f"  (reads for {owner.user_id}{', revoked: reads nothing' if owner.revoked_at else ''})"
+                 if owner else "")
         click.echo(f"{account.user_id}  {state:<10}  {account.name}{reads}")
 
 
