@@ -147,8 +147,10 @@ class HistoryQuery:
         return values
 
     def describe(self) -> str:
-        """The filters in words, for the audit log: 'agent=asha, start=2026-11-01'."""
-        return ", ".join(f"{name}={value}" for name, value in self.params().items()) or "no filter"
+        """The filters in words, for the audit log: 'agent=asha, start=2026-11-01', a whole
+        party number partly hidden ('number=91XXXXXXX210'), as everywhere else it is logged."""
+        return ", ".join(f"{name}={hidden_search(value) if name == 'number' else value}"
+                         for name, value in self.params().items()) or "no filter"
 
 
 def country_code_of(region: str) -> str:
@@ -229,6 +231,19 @@ def _parse_day(text: str) -> date:
     if day is None or not 1900 <= day.year <= 9000:
         raise ValueError(text)
     return day
+
+
+SEARCH_SHOWN_WHOLE = 7  # digits a number search may have and still be written whole: a prefix, nobody's number
+
+
+def hidden_search(text: str) -> str:
+    """A typed number search for the audit log: its digits, the middle hidden once there are
+    enough of them to be someone's number ('+91 98765 43210' -> '91XXXXXXX210'); a short
+    prefix ('98765') names nobody and is kept as typed."""
+    digits = ascii_digits(text)
+    if len(digits) <= SEARCH_SHOWN_WHOLE:
+        return text
+    return digits[:2] + "X" * (len(digits) - 5) + digits[-3:]
 
 
 def search_digits(text: str) -> str:

@@ -33,8 +33,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, false, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
-from .history import (FULL, HIDDEN, csv_cell, csv_text, digit_prefixes, local_offset, prefix_upper_bound, read_days,
-                      search_digits, typed_field, unindexed, utc_text)
+from .history import (FULL, HIDDEN, csv_cell, csv_text, digit_prefixes, hidden_search, local_offset, prefix_upper_bound,
+                      read_days, search_digits, typed_field, unindexed, utc_text)
 from .models import MAX_ROW_ID, ApiAccount, AttemptAction, AttemptOutcome, Masking, MaskAttempt, MaskingStatus, User
 from .phone import redact
 
@@ -95,6 +95,8 @@ class ReportQuery:
         for name, value in self.params().items():
             if name == "account" and self.account_label:
                 value = f"{value} ({self.account_label})"
+            elif name == "number":
+                value = hidden_search(value)  # a whole number typed is personal data
             parts.append(f"{name}={value}")
         return ", ".join(parts) or "no filter"
 
@@ -131,7 +133,11 @@ def parse(args: Mapping[str, str], *, session: Session, zone: ZoneInfo) -> Repor
             values["state"] = form["state"]
 
     if form["event"]:
-        if len(form["event"]) > MAX_EVENT_ID:
+        if "\x00" in form["event"]:
+            # PostgreSQL refuses NUL in any text it is given, so no eventId can be searched with one.
+            errors["event"] = "eventId: remove the NUL character (shown as \ufffd)."
+            form["event"] = form["event"].replace("\x00", "\ufffd")[:MAX_EVENT_ID]
+        elif len(form["event"]) > MAX_EVENT_ID:
             errors["event"] = f"eventId: at most {MAX_EVENT_ID} characters."
             form["event"] = form["event"][:MAX_EVENT_ID]
         else:

@@ -14,6 +14,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from sqlalchemy import event, select
 
+from masking.history import hidden_search
 from masking.models import ApiAccount, MaskAttempt
 from masking.web.extensions import db
 from masking.web.service_client import ensure_builtin_account
@@ -244,6 +245,40 @@ def test_bad_input_is_explained_and_kept(app, made, sup, query, typed, message):
         assert _row_ids(html) == []  # no results that look filtered but are not
 
 
+def test_an_event_id_with_a_nul_is_explained_not_a_database_error(app, made, sup):
+    """PostgreSQL refuses NUL in any text it is given: the search used to fail with a 500."""
+    for headers in ({}, HX):
+        response = sup.get("/maskings?event=ticket%001", headers=headers)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200 and 'role="alert"' in html
+        assert "eventId: remove the NUL character" in text_of(html) and 'value="ticket\ufffd1"' in html
+        assert "\x00" not in html and _row_ids(html) == []
+    exported = sup.post("/maskings/export", data={"event": "ticket\x001"})
+    assert exported.mimetype == "text/html" and "eventId: remove the NUL character" in text_of(exported.get_data(as_text=True))
+    assert audit_entries(app, "export all masks") == []
+
+
+def test_the_state_filter_and_the_states_shown_are_of_one_instant(app, made, clock):
+    """acme1 expires at 06:30 UTC: a page asked a moment before must not list it as live and show
+    it expired (the filter and the rows read the clock once each)."""
+    sup = logged_in_client(app, "supervisor", "sue")
+    from masking import service_report
+
+    clock.set(NOW + timedelta(minutes=30) - timedelta(milliseconds=1))
+    found = service_report.page
+
+    def slow_page(*args, **kwargs):  # a second passes between the query and the rows' states
+        page = found(*args, **kwargs)
+        clock.advance(seconds=1)
+        return page
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(service_report, "page", slow_page)
+        html = sup.get("/maskings?state=active", headers=HX).get_data(as_text=True)
+    assert made["ids"]["acme1"] in _row_ids(html)
+    assert "Live until 12:00" in _row_text(html, made["ids"]["acme1"])
+
+
 @pytest.mark.parametrize("cursor", ["before=zzz", "after=-1", "before=" + "9" * 40, "before=99999999999"])
 def test_an_absurd_page_cursor_shows_the_newest_page(app, made, sup, cursor):
     response = sup.get(f"/maskings?{cursor}")
@@ -432,7 +467,25 @@ def test_export_applies_the_page_s_filters(app, made, sup, query):
     expected = _row_ids(sup.get("/maskings?" + urlencode(query)).get_data(as_text=True))
     assert expected and _export_ids(sup, query) == expected
     [entry] = audit_entries(app, "export all masks")
-    assert all(f"{name}={value}" in entry.detail for name, value in query.items())
+    # A whole number typed is hidden in the audit log (see test_the_audit_log_hides_a_whole_number_searched_for).
+    assert all(f"{name}={hidden_search(value) if name == 'number' else value}" in entry.detail
+               for name, value in query.items())
+
+
+def test_the_audit_log_hides_a_whole_number_searched_for(app, made, sup):
+    """The audit log names the filters of an export; a party's whole number is personal data and
+    is hidden there as in every log (the history's export too). A short prefix names nobody."""
+    _export_ids(sup, {"number": "+91 98765 43200"})
+    sup.post("/history/export", data={"number": "098765 43200"}).get_data()
+    _export_ids(sup, {"number": "98765", "state": "active"})
+    whole, history_entry, prefix = audit_entries(app, "export all masks")[0], *audit_entries(app, "export history"), \
+        audit_entries(app, "export all masks")[1]
+    for entry in (whole, history_entry):
+        for text in (entry.target, entry.detail):
+            assert "43200" not in text and "9876543" not in text, text
+    assert whole.target == "number=91XXXXXXX200" and "filters: number=91XXXXXXX200" in whole.detail
+    assert "number=09XXXXXX200" in history_entry.detail
+    assert "number=98765, state=active" in prefix.detail
 
 
 def test_export_by_account_names_the_account_in_the_audit_log(app, made, sup):

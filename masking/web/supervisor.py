@@ -145,28 +145,29 @@ def maskings_page():
     session = db.session()
     query = service_report.parse(request.args, session=session, zone=settings().zone)
     page, empty = None, False
+    moment = now()  # one instant for the state filter and the states shown: a "live" row never says expired
     if query.ok:
-        page = service_report.page(session, query.filters, now(), country_code=_country_code(),
+        page = service_report.page(session, query.filters, moment, country_code=_country_code(),
                                    dashboard_user_ids=service_client.dashboard_user_ids(),
                                    before=query.before, after=query.after)
         # "No maskings at all" rather than "none match": only asked when it can be so.
         empty = not page.rows and not query.filtered and not service_report.any_masking(session)
     partial = None if htmx.history_restore_request else "supervisor/_maskings.html"
-    return render("supervisor/maskings.html", partial, **_maskings_context(query, page, empty))
+    return render("supervisor/maskings.html", partial, **_maskings_context(query, page, empty, moment))
 
 
 def _maskings_context(query: service_report.ReportQuery, page: service_report.Page | None,
-                      empty: bool = False) -> dict:
+                      empty: bool = False, moment=None) -> dict:
     session = db.session()
     account_choices = service_report.account_choices(session)
     session.commit()  # only reads: end the transaction (commit expires nothing; see _context)
     return {"query": query, "results": page, "empty": empty, "account_choices": account_choices,
             "states": service_report.STATE_CHOICES, "link": lambda **cursor: _maskings_link(query, **cursor),
-            **_masking_row_context()}
+            **_masking_row_context(moment=moment)}
 
 
-def _masking_row_context(revealed: int | None = None) -> dict:
-    moment = now()
+def _masking_row_context(revealed: int | None = None, moment=None) -> dict:
+    moment = moment or now()
     return {"revealed": revealed, "state": lambda row: row.state(moment), "maker": service_report.maker,
             "redact": redact}
 
