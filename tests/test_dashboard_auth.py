@@ -373,6 +373,19 @@ def test_a_logout_sent_by_another_site_is_refused(csrf_app):
     assert client.get("/").status_code == 200  # still logged in
 
 
+def test_a_logout_from_another_site_is_refused_by_its_origin_where_no_sec_fetch_site_is_sent(csrf_app):
+    # Safari before 16.4 sends no Sec-Fetch-Site, but an Origin with every POST.
+    client, stale = _stale_page(csrf_app)
+    for origin in ("https://evil.example", "null"):
+        forged = client.post("/logout", headers={"Origin": origin})
+        assert forged.status_code == 400 and "This form has expired" in forged.get_data(as_text=True)
+        assert client.get("/").status_code == 200  # still logged in
+    # Our own stale page, from such a browser: logged out.
+    response = client.post("/logout", data={"csrf_token": stale}, headers={"Origin": "http://localhost"})
+    assert response.status_code == 303 and response.headers["Location"] == "/login"
+    assert client.get("/").status_code == 302
+
+
 def test_a_stale_login_form_is_never_a_dead_end(csrf_app):
     make_user(csrf_app, "asha", "agent")
     tab_a = csrf_app.test_client()

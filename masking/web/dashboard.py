@@ -38,6 +38,7 @@ import importlib
 import json
 import logging
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, render_template, request
 from flask.sessions import SecureCookieSessionInterface
@@ -174,6 +175,17 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+def _same_site() -> bool:
+    """Was the request sent by one of our own pages? ``Sec-Fetch-Site`` says so where the browser
+    sends it; a browser without it (Safari before 16.4) still sends ``Origin`` with a POST, and
+    another site's form is told apart by that (the host alone: a proxy in front may end TLS)."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site == "same-origin"
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc.lower() == request.host.lower()
+
+
 def _csrf_failed(error: CSRFError):
     """A POST refused for its CSRF token: nothing was done, and nothing the user typed may be lost.
 
@@ -188,7 +200,8 @@ def _csrf_failed(error: CSRFError):
     * The login form (a plain post) left open while another tab logged in or out: on to the page,
       or a fresh login form (``auth.stale_login_form``); never a dead end.
     * Log out from a page left open past the session's end or another tab's new login: the user
-      asked to leave, so they leave. One sent by another site (``Sec-Fetch-Site``) is still 400.
+      asked to leave, so they leave. One sent by another site (``Sec-Fetch-Site``, or ``Origin``
+      where a browser sends no ``Sec-Fetch-Site``) is still 400.
     * Anything else (a plain form post, a failed referrer check, a fetch from another site): 400.
     """
     from flask_login import current_user
@@ -197,7 +210,7 @@ def _csrf_failed(error: CSRFError):
     from masking.web import auth
 
     stale_token = "referrer" not in (error.description or "").lower()  # a new token cures no referrer
-    same_site = request.headers.get("Sec-Fetch-Site", "same-origin") == "same-origin"
+    same_site = _same_site()
     if request.endpoint == "auth.logout" and stale_token and same_site:
         return auth.logout()
     if htmx_helpers.is_htmx():
