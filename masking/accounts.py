@@ -107,6 +107,8 @@ _OWNER_REVOKED = "the account this one reads for was revoked, so it reads nothin
 
 
 def check_token(conn: DriverConnection, user_id: str, token: str) -> Principal:
+    if "\x00" in user_id:  # no userId holds one, and PostgreSQL cannot even be asked (Auth/login's path)
+        raise MaskingError(INVALID_TOKEN, "userId and token do not match an account")
     row = conn.first(_ACCOUNT_BY_USER_ID, {"user_id": user_id})
     if row is None or not hmac.compare_digest(row[3], _digest(token)):
         raise MaskingError(INVALID_TOKEN, "userId and token do not match an account")

@@ -93,4 +93,6 @@ def text_field(body: dict, field: str) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise MaskingError(INVALID_PARAMETERS, f"{field} must be a string")
+    if isinstance(value, str) and "\x00" in value:  # PostgreSQL stores no NUL in text: refused alike everywhere
+        raise MaskingError(INVALID_PARAMETERS, f"{field} must not contain a NUL character (\\u0000)")
     return str(value)

@@ -74,6 +74,21 @@ def test_digits_int_cannot_read_are_invalid_parameters(client, account, path, fi
     err(client, path, {**account, field: value}, 1000)
 
 
+@pytest.mark.parametrize("path, field", [(SET, "eventId"), (LIST, "eventId"), (SET, "userId"), (UNSET, "userId"),
+                                         (GET, "userId"), (LIST, "userId"), (LOGOUT, "ssid"), (SET, "token")])
+def test_a_nul_character_is_invalid_parameters(client, account, pool_of_three, path, field):
+    """PostgreSQL stores no NUL in text: a NUL that reached a query answered 1504 or 1009 with a 500."""
+    body = {**account, "m1": PARTIES[0], "m2": PARTIES[1], "id": 1} if field != "ssid" else {}
+    body[field] = body.get(field, "ticket") + "\u0000x"
+    payload = err(client, path, json.dumps(body), 1000)
+    assert payload["detail"] == f"{field} must not contain a NUL character (\\u0000)"
+
+
+def test_a_nul_in_a_login_user_id_is_a_wrong_login(client, account):
+    payload = err(client, LOGIN, json.dumps({"userId": account["userId"] + "\u0000", "token": account["token"]}), 1014)
+    assert payload["detail"] == "userId and token do not match an account"
+
+
 def test_digits_of_another_script_are_read_as_a_number(client, account, pool_of_three):
     masking = set_masking(client, account, PARTIES[0], PARTIES[1])
     arabic_indic = "".join(chr(0x0660 + int(digit)) for digit in str(masking["id"]))
