@@ -30,6 +30,8 @@ def _digest(secret: str) -> str:
 
 @dataclass(frozen=True)
 class NewAccount:
+    """An account and its token, new or rotated."""
+
     account: ApiAccount
     token: str  # the only time the token exists in clear
 
@@ -65,16 +67,53 @@ def find_account(session: Session, user_id: str) -> ApiAccount | None:
     return session.scalar(select(ApiAccount).where(ApiAccount.user_id == user_id))
 
 
+def _revoke_sessions(session: Session, account: ApiAccount, now: datetime) -> None:
+    session.execute(
+        update(ApiSession)
+        .where(ApiSession.account_id == account.id, ApiSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
 def revoke_account(session: Session, account: ApiAccount, now: datetime) -> ApiAccount:
     """End ``account``'s token and every ssid it opened (nothing changes if it is revoked already)."""
     if account.revoked_at is None:
         account.revoked_at = now
-        session.execute(
-            update(ApiSession)
-            .where(ApiSession.account_id == account.id, ApiSession.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        _revoke_sessions(session, account, now)
     return account
+
+
+MAX_GRACE_MINUTES = 7 * 24 * 60
+
+
+def rotate_token(session: Session, account: ApiAccount, now: datetime, grace_minutes: int = 0) -> NewAccount:
+    """Give ``account`` a new token (returned in clear, stored as its hash); its maskings stay its own.
+
+    With ``grace_minutes`` the old token keeps working that long (whole seconds, like an ssid's
+    expiry), and the ssids already open run to their own expiry. With 0 the old token stops at once
+    and every open ssid is revoked: a leaked token may have been used to log in. Only the token
+    just replaced is kept: rotating again during a grace ends the one before it.
+    """
+    if isinstance(grace_minutes, bool) or not isinstance(grace_minutes, int) \
+            or not 0 <= grace_minutes <= MAX_GRACE_MINUTES:
+        raise ValueError(f"the old token may keep working for 0 to {MAX_GRACE_MINUTES} minutes (7 days), "
+                         f"not {grace_minutes!r}")
+    # Locked and read afresh: two rotations at once must not both hand out a token that works,
+    # and a revocation committed meanwhile must be seen.
+    session.refresh(account, with_for_update=True)
+    if account.revoked_at is not None:
+        raise ValueError(f"a revoked account cannot be given a new token, and {account.user_id} is revoked; "
+                         "create a new account instead")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    if grace_minutes:
+        account.previous_token_hash = account.token_hash
+        account.previous_token_until = now.replace(microsecond=0) + timedelta(minutes=grace_minutes)
+    else:
+        account.previous_token_hash = account.previous_token_until = None
+        _revoke_sessions(session, account, now)
+    account.token_hash = _digest(token)
+    session.flush()
+    return NewAccount(account, token)
 
 
 @dataclass(frozen=True)
@@ -91,9 +130,10 @@ class Principal:
 # time comparisons done in SQL.
 # A read-only account whose owner (reads_for) was revoked reads nothing more: revoking an
 # integration ends every access to its maskings (the owner's row: one primary-key lookup).
+# The previous token's hash comes back only while its grace period lasts (NULL after, or never set).
 _ACCOUNT_BY_USER_ID = Statement("""
     SELECT a.id, a.user_id, a.can_write, a.token_hash, a.revoked_at IS NOT NULL, coalesce(a.reads_for_id, a.id),
-           o.revoked_at IS NOT NULL
+           o.revoked_at IS NOT NULL, CASE WHEN a.previous_token_until > :now THEN a.previous_token_hash END
     FROM api_accounts a LEFT JOIN api_accounts o ON o.id = a.reads_for_id
     WHERE a.user_id = :user_id
 """)
@@ -106,13 +146,16 @@ _ACCOUNT_BY_SSID = Statement("""
 _OWNER_REVOKED = "the account this one reads for was revoked, so it reads nothing more"
 
 
-def check_token(conn: DriverConnection, user_id: str, token: str) -> Principal:
+def check_token(conn: DriverConnection, user_id: str, token: str, now: datetime) -> Principal:
+    """The account whose current token, or previous one during its grace period, this is."""
     if "\x00" in user_id:  # no userId holds one, and PostgreSQL cannot even be asked (Auth/login's path)
         raise MaskingError(INVALID_TOKEN, "userId and token do not match an account")
-    row = conn.first(_ACCOUNT_BY_USER_ID, {"user_id": user_id})
-    if row is None or not hmac.compare_digest(row[3], _digest(token)):
+    row = conn.first(_ACCOUNT_BY_USER_ID, {"user_id": user_id, "now": conn.timestamp(now)})
+    digest = _digest(token)
+    # Both compared whatever the first answers, so the time taken says nothing about which matched.
+    if row is None or not (hmac.compare_digest(row[3], digest) | hmac.compare_digest(row[7] or "", digest)):
         raise MaskingError(INVALID_TOKEN, "userId and token do not match an account")
-    account_id, user_id, can_write, _token_hash, revoked, reads_id, owner_revoked = row
+    account_id, user_id, can_write, _token_hash, revoked, reads_id, owner_revoked, _previous_hash = row
     if revoked:
         raise MaskingError(INVALID_TOKEN, "this account's credentials were revoked")
     if owner_revoked:
@@ -145,7 +188,7 @@ def authenticate(conn: DriverConnection, body: dict, now: datetime, *, write: bo
             raise MaskingError(INVALID_TOKEN, _OWNER_REVOKED)
         account = Principal(account_id, account_user_id, bool(can_write), reads_id)
     elif user_id and token:
-        account = check_token(conn, user_id, token)
+        account = check_token(conn, user_id, token, now)
     elif user_id or token:
         missing = "token" if user_id else "userId"
         raise MaskingError(INVALID_PARAMETERS, f"{missing} is required with {'userId' if user_id else 'token'}")

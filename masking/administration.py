@@ -19,7 +19,8 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from . import accounts, audit, pool, users
-from .humanize import count
+from .clock import iso_utc
+from .humanize import count, minutes_label
 from .models import ApiAccount, AuditEntry, PoolNumber, PoolStatus, Role, User
 
 
@@ -39,6 +40,7 @@ POOL_STATUS = {PoolStatus.ACTIVE: "pool.activate", PoolStatus.RESERVED: "pool.re
                PoolStatus.RETIRED: "pool.retire"}
 API_ACCOUNT_CREATE = "api_account.create"
 API_ACCOUNT_REVOKE = "api_account.revoke"
+API_ACCOUNT_ROTATE = "api_account.rotate"
 
 
 def _sentence(error: Exception) -> str:
@@ -267,6 +269,26 @@ def revoke_api_account(session: Session, actor: User | None, account: ApiAccount
                                     "every agent from masking numbers.")
     accounts.revoke_account(session, account, now)
     audit.record(session, actor, API_ACCOUNT_REVOKE, now, target=account.user_id, detail=account.name)
+
+
+def rotate_api_account(session: Session, actor: User | None, account: ApiAccount, now: datetime,
+                       grace_minutes: int = 0) -> accounts.NewAccount:
+    """A new token for ``account`` (see ``accounts.rotate_token``); the audit entry says how long
+    the old one works, never either token."""
+    if account.user_id == accounts.DASHBOARD_USER_ID:
+        raise AdminError(f"{account.user_id} is the dashboard's own account: its token is derived from SECRET_KEY, "
+                         "so it cannot be given a new one here (a new SECRET_KEY gives it a new token).")
+    try:
+        rotated = accounts.rotate_token(session, account, now, grace_minutes)
+    except ValueError as exc:
+        raise AdminError(_sentence(exc)) from None
+    if grace_minutes:
+        old = (f"the old token works {minutes_label(grace_minutes)} more, "
+               f"until {iso_utc(account.previous_token_until)}")
+    else:
+        old = "the old token stopped at once and its open sessions were revoked"
+    audit.record(session, actor, API_ACCOUNT_ROTATE, now, target=account.user_id, detail=f"{account.name}: {old}")
+    return rotated
 
 
 def list_api_accounts(session: Session) -> list[ApiAccount]:

@@ -72,6 +72,10 @@ class ApiAccount(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     reads_for_id: Mapped[int | None] = mapped_column(ForeignKey("api_accounts.id"), nullable=True)
+    # After a rotation with a grace period, the token it replaced works until previous_token_until
+    # (exclusive), so an integrator can deploy the new one without downtime.
+    previous_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    previous_token_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     reads_for: Mapped["ApiAccount | None"] = relationship(remote_side=[id])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import html as html_module
 import re
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -16,9 +17,9 @@ from masking.models import ApiAccount
 from masking.web.extensions import db
 from masking.web.service_client import BUILTIN_USER_ID, ensure_builtin_account
 from tests.admin_helpers import audit_entries
-from tests.api_helpers import LOGIN, SET, post
+from tests.api_helpers import LIST, LOGIN, SET, configured_app, post
 from tests.conftest import make_account
-from tests.dashboard_helpers import HX, assert_no_inline_code, logged_in_client, text_of
+from tests.dashboard_helpers import HX, assert_no_inline_code, csrf_from, logged_in_client, login, make_user, text_of
 
 
 @pytest.fixture
@@ -59,7 +60,10 @@ def test_other_roles_get_403(app, role):
     assert client.post("/admin/credentials", data={"name": "x", "access": "read-write"}).status_code == 403
     assert client.post(f"/admin/credentials/{_account_id(app, account['userId'])}/revoke",
                        headers=HX).status_code == 403
+    assert client.post(f"/admin/credentials/{_account_id(app, account['userId'])}/rotate", data={"grace": "0"},
+                       headers=HX).status_code == 403
     assert set(_accounts(app)) == {account["userId"]} and _accounts(app)[account["userId"]].revoked_at is None
+    assert _api_code(app, account) == 200
     assert audit_entries(app) == []
 
 
@@ -256,3 +260,147 @@ def test_a_read_only_account_made_here_cannot_write(app, admin_client):
     body = post(app.test_client(), SET, {"userId": user_id, "token": token, "m1": "+919876543200",
                                          "m2": "+919876543201"}).get_json()
     assert body["code"] == 1015
+
+
+# ---------------------------------------------------------------- New token (rotation)
+
+T0 = datetime(2030, 1, 1, 6, 30)  # 12:00 IST
+
+
+def _list_code(app, body: dict) -> int:
+    """Masking/list with these credentials, at the app's clock: 200 on success, else the error code."""
+    answer = post(app.test_client(), LIST, body).get_json()
+    return 200 if answer["status"] == "success" else answer["code"]
+
+
+def _row(html: str, account_id: int) -> str:
+    return re.search(rf'<tr id="account-{account_id}"[^>]*>(.*?)</tr>', html, re.S).group(1)
+
+
+def _rotate(client, account_id: int, grace, **kwargs):
+    return client.post(f"/admin/credentials/{account_id}/rotate", data={} if grace is None else {"grace": grace},
+                       **kwargs)
+
+
+def _rotated_token(html: str) -> str:
+    return re.search(r'<code class="secret" id="rotated-token">(mtk_[A-Za-z0-9_-]+)</code>', html).group(1)
+
+
+def test_new_token_is_shown_once_and_the_old_one_stops_at_once(app, clock):
+    clock.set(T0)
+    admin_client = logged_in_client(app, "admin", "boss")  # after the clock is set: sessions end when idle
+    account = make_account(app, "crm")
+    account_id = _account_id(app, account["userId"])
+    ssid = post(app.test_client(), LOGIN, account).get_json()["data"]["ssid"]
+    row = _row(admin_client.get("/admin/credentials").get_data(as_text=True), account_id)
+    form = re.search(rf'<form[^>]*credentials/{account_id}/rotate[^>]*>', row, re.S).group(0)
+    assert "a new token?" in html_module.unescape(form) and "also ends its open sessions" in html_module.unescape(form)
+    assert re.findall(r'<option value="(\d+)">', row) == ["0", "60", "1440", "10080"]
+    response = _rotate(admin_client, account_id, "0", headers=HX)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" not in html and 'id="credential-list"' in html
+    assert response.headers["Cache-Control"] == "no-store"
+    assert_no_inline_code(html)
+    token = _rotated_token(html)
+    assert f'data-copy="{token}"' in html and 'data-copy="' + account["userId"] + '"' in html
+    said = _text(response)
+    assert f"New token for {account['userId']}: copy it now" in said
+    assert "This is the only time the token is shown" in said and "The account keeps its masks." in said
+    assert "The old token no longer works, and the account's open sessions (ssids) have ended." in said
+    assert _accounts(app)[account["userId"]].token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert _list_code(app, account) == 1014 and _list_code(app, {"ssid": ssid}) == 1014
+    assert _list_code(app, {"userId": account["userId"], "token": token}) == 200
+    for page in (admin_client.get("/admin/credentials"), admin_client.get("/admin/credentials", headers=HX)):
+        assert token not in page.get_data(as_text=True)
+    [entry] = audit_entries(app, "api_account.rotate")
+    assert (entry.actor_name, entry.target) == ("boss", account["userId"])
+    assert entry.detail == "crm: the old token stopped at once and its open sessions were revoked"
+
+
+def test_with_a_grace_the_old_token_works_until_the_time_shown(app, clock):
+    clock.set(T0)
+    admin_client = logged_in_client(app, "admin", "boss")
+    account = make_account(app, "crm")
+    account_id = _account_id(app, account["userId"])
+    response = _rotate(admin_client, account_id, "60", headers=HX)
+    token = _rotated_token(response.get_data(as_text=True))
+    assert "The old token works until 1 Jan 2030 13:00 IST, then stops" in _text(response)
+    row = text_of(_row(admin_client.get("/admin/credentials").get_data(as_text=True), account_id))
+    assert "active its old token works until 1 Jan 2030 13:00 IST" in row
+    clock.set(T0 + timedelta(minutes=59, seconds=59))
+    assert _list_code(app, account) == 200
+    clock.set(T0 + timedelta(minutes=60))
+    assert _list_code(app, account) == 1014
+    assert _list_code(app, {"userId": account["userId"], "token": token}) == 200
+    assert login(admin_client, "boss").status_code == 303  # an hour idle: the session has ended
+    assert "old token" not in text_of(_row(admin_client.get("/admin/credentials").get_data(as_text=True), account_id))
+    [entry] = audit_entries(app, "api_account.rotate")
+    assert entry.detail == "crm: the old token works 1 hour more, until 2030-01-01T07:30:00Z"
+
+
+def test_new_token_is_offered_only_for_active_accounts_other_than_the_dashboards(app, admin_client):
+    with app.app_context():
+        ensure_builtin_account()
+    active, leaver = make_account(app, "crm"), make_account(app, "leaver")
+    admin_client.post(f"/admin/credentials/{_account_id(app, leaver['userId'])}/revoke", headers=HX)
+    html = admin_client.get("/admin/credentials").get_data(as_text=True)
+    offered = {user_id: "/rotate" in _row(html, _account_id(app, user_id))
+               for user_id in (BUILTIN_USER_ID, active["userId"], leaver["userId"])}
+    assert offered == {BUILTIN_USER_ID: False, active["userId"]: True, leaver["userId"]: False}
+
+
+def test_new_token_refusals_change_nothing(app, admin_client):
+    with app.app_context():
+        ensure_builtin_account()
+    account, leaver = make_account(app, "crm"), make_account(app, "leaver")
+    admin_client.post(f"/admin/credentials/{_account_id(app, leaver['userId'])}/revoke", headers=HX)
+    before = {user_id: row.token_hash for user_id, row in _accounts(app).items()}
+    for user_id, grace, message in (
+            (account["userId"], None, f"No new token for {account['userId']}: choose when its old token stops."),
+            (account["userId"], "", "choose when its old token stops"),
+            (account["userId"], "30", "choose when its old token stops"),
+            (account["userId"], "10081", "choose when its old token stops"),
+            (account["userId"], "-1", "choose when its old token stops"),
+            (leaver["userId"], "60", f"No new token. A revoked account cannot be given a new token, and "
+                                     f"{leaver['userId']} is revoked; create a new account instead."),
+            (BUILTIN_USER_ID, "0", "No new token. dashboard is the dashboard's own account: its token is derived "
+                                   "from SECRET_KEY"),
+    ):
+        response = _rotate(admin_client, _account_id(app, user_id), grace, headers=HX)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200 and message in _text(response), (user_id, grace)
+        assert 'class="banner error" role="alert"' in html and "mtk_" not in html
+        plain = _rotate(admin_client, _account_id(app, user_id), grace)
+        assert plain.status_code == 303 and plain.headers["Location"] == "/admin/credentials"
+    assert {user_id: row.token_hash for user_id, row in _accounts(app).items()} == before
+    assert _api_code(app, account) == 200
+    assert [e.action for e in audit_entries(app)] == ["api_account.revoke"]
+    assert _rotate(admin_client, 999999, "0", headers=HX).status_code == 404
+
+
+def test_new_token_without_htmx_shows_the_token_on_the_page(app, admin_client):
+    account = make_account(app, "Batch")
+    response = _rotate(admin_client, _account_id(app, account["userId"]), "1440")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" in html and response.headers["Cache-Control"] == "no-store"
+    token = _rotated_token(html)
+    assert _api_code(app, {"userId": account["userId"], "token": token}) == 200
+    assert _api_code(app, account) == 200  # a day's grace
+
+
+def test_new_token_needs_the_csrf_token(database_url, clock):
+    with configured_app(database_url, clock) as csrf_app:  # CSRF checked here, as in production
+        make_user(csrf_app, "boss", "admin")
+        account = make_account(csrf_app, "crm")
+        account_id = _account_id(csrf_app, account["userId"])
+        client = csrf_app.test_client()
+        login_token = csrf_from(client.get("/login").get_data(as_text=True))
+        assert login(client, "boss", csrf_token=login_token).status_code == 303
+        token = csrf_from(client.get("/admin/credentials").get_data(as_text=True))
+        assert _rotate(client, account_id, "0").status_code == 400
+        stale = _rotate(client, account_id, "0", headers=HX)  # htmx without it: swaps nothing, gets a fresh one
+        assert stale.headers["HX-Reswap"] == "none" and "mtk_" not in stale.get_data(as_text=True)
+        assert _api_code(csrf_app, account) == 200 and audit_entries(csrf_app) == []
+        response = _rotate(client, account_id, "0", headers={**HX, "X-CSRFToken": token})
+        assert response.status_code == 200 and _rotated_token(response.get_data(as_text=True))
+        assert _api_code(csrf_app, account) == 1014

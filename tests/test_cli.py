@@ -5,6 +5,7 @@ what it leaves in the database, and that it never ends in a traceback.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import datetime
@@ -413,6 +414,85 @@ def test_revoking_the_dashboards_own_account_takes_force(app, runner):
     assert invoke(runner, "api-user", "list").stdout.split()[:2] == [BUILTIN_USER_ID, "revoked"]
     invoke(runner, "api-user", "revoke", BUILTIN_USER_ID)  # already revoked: nothing to force
     assert audit_trail(app) == [("command line", "api_account.revoke", BUILTIN_USER_ID)]
+
+
+# ---------------------------------------------------------------- api-user rotate
+
+def _token_hash(app, user_id: str) -> str:
+    with app.app_context():
+        return db.session.scalar(select(ApiAccount.token_hash).where(ApiAccount.user_id == user_id))
+
+
+def test_api_user_rotate_prints_a_new_token_and_stops_the_old_one(app, runner, client, pool_of_three):
+    credentials = json.loads(invoke(runner, "api-user", "create", "--json", "Acme").stdout)
+    made = api(client, SET, {**credentials, "m1": PARTIES[0], "m2": PARTIES[1]})["data"]
+    ssid = {"ssid": api(client, LOGIN, credentials)["data"]["ssid"]}
+    result = invoke(runner, "api-user", "rotate", credentials["userId"])
+    match = re.fullmatch(rf"userId: {credentials['userId']}\ntoken:  (mtk_[A-Za-z0-9_-]{{43}})\n"
+                         r"old token stopped now; the account's open ssids were revoked\n", result.stdout)
+    assert match, result.stdout
+    assert result.stderr == "Keep the token now: only its hash is stored, it cannot be shown again.\n"
+    new = {"userId": credentials["userId"], "token": match.group(1)}
+    assert api(client, LIST, credentials)["code"] == 1014
+    assert api(client, LIST, ssid)["code"] == 1014
+    # The new token reaches the maskings made with the old one.
+    assert api(client, GET, {**new, "id": made["id"]})["data"]["mask"] == made["mask"]
+    assert api(client, UNSET, {**new, "m1": PARTIES[0]})["data"]["count"] == 1
+    assert audit_trail(app)[-1] == ("command line", "api_account.rotate", credentials["userId"])
+
+
+def test_api_user_rotate_json_with_a_grace(app, runner, client, clock):
+    credentials = make_account(app, "Acme")
+    clock.set(datetime(2030, 1, 1, 6, 30, 0, 500000))
+    result = invoke(runner, "api-user", "rotate", credentials["userId"], "--grace-minutes", "60", "--json")
+    answer = json.loads(result.stdout)
+    assert list(answer) == ["userId", "token", "previous_token_until"] and result.stdout.count("\n") == 1
+    assert answer["userId"] == credentials["userId"] and answer["token"].startswith("mtk_")
+    assert answer["previous_token_until"] == "2030-01-01T07:30:00Z"
+    assert api(client, LIST, credentials)["status"] == "success"  # still, for an hour
+    assert api(client, LIST, {"userId": answer["userId"], "token": answer["token"]})["status"] == "success"
+    clock.set(datetime(2030, 1, 1, 7, 30))
+    assert api(client, LIST, credentials)["code"] == 1014
+    without_grace = json.loads(invoke(runner, "api-user", "rotate", "--json", credentials["userId"]).stdout)
+    assert without_grace["previous_token_until"] is None
+    plain = invoke(runner, "api-user", "rotate", credentials["userId"], "--grace-minutes", " 10080 ").stdout
+    assert plain.endswith("old token works until 2030-01-08T07:30:00Z\n")
+
+
+@pytest.mark.parametrize("grace, message", [
+    ("abc", "--grace-minutes must be a whole number of minutes from 0 to 10080 (7 days), not 'abc'"),
+    ("-5", "--grace-minutes must be a whole number of minutes from 0 to 10080 (7 days), not '-5'"),
+    ("1.5", "--grace-minutes must be a whole number of minutes from 0 to 10080 (7 days), not '1.5'"),
+    ("", "--grace-minutes must be a whole number of minutes from 0 to 10080 (7 days), not ''"),
+    ("\u0663", "--grace-minutes must be a whole number of minutes from 0 to 10080 (7 days), not '\u0663'"),
+    ("9" * 5000, "--grace-minutes must be a whole number of minutes from 0 to 10080 (7 days), not '999"),
+    ("10081", "The old token may keep working for 0 to 10080 minutes (7 days), not 10081."),
+])
+def test_api_user_rotate_refuses_a_bad_grace(app, runner, grace, message):
+    credentials = make_account(app, "Acme")
+    result = invoke(runner, "api-user", "rotate", credentials["userId"], "--grace-minutes", grace, exit_code=1)
+    assert result.stderr.startswith(f"Error: {message}") and result.stderr.count("\n") == 1
+    assert result.stdout == ""
+    assert _token_hash(app, credentials["userId"]) == hashlib.sha256(credentials["token"].encode()).hexdigest()
+    assert audit_trail(app) == []
+
+
+def test_api_user_rotate_refuses_unknown_revoked_and_the_dashboards_own_account(app, runner, client):
+    for user_id, shown in (("u0000000000000000", "'u0000000000000000'"), ("u\udcff", "'u\\udcff'")):
+        result = invoke(runner, "api-user", "rotate", user_id, exit_code=1)
+        assert result.stderr == f"Error: no API account with userId {shown}\n"
+    leaver = make_account(app, "Leaver")
+    invoke(runner, "api-user", "revoke", leaver["userId"])
+    result = invoke(runner, "api-user", "rotate", leaver["userId"], exit_code=1)
+    assert result.stderr == (f"Error: A revoked account cannot be given a new token, and {leaver['userId']} is "
+                             "revoked; create a new account instead.\n")
+    with app.app_context():
+        user_id, token = ensure_builtin_account()
+    result = invoke(runner, "api-user", "rotate", BUILTIN_USER_ID, exit_code=1)
+    assert result.stderr == ("Error: dashboard is the dashboard's own account: its token is derived from SECRET_KEY, "
+                             "so it cannot be given a new one here (a new SECRET_KEY gives it a new token).\n")
+    assert api(client, LIST, {"userId": user_id, "token": token})["status"] == "success"
+    assert [action for _actor, action, _target in audit_trail(app)] == ["api_account.revoke"]
 
 
 # ---------------------------------------------------------------- sweep

@@ -57,6 +57,9 @@ MAX_ADD_LINES = 1000
 AUDIT_PAGE_SIZE = 50
 POOL_PAGE_SIZE = 100
 BUILTIN_CONFIRMATION = "revoke"
+# "New token": when the old token stops (form value: minutes). At once is first, for a leaked token.
+GRACE_CHOICES = {"0": "at once (its open sessions end too)", "60": "in 1 hour", "1440": "in 24 hours",
+                 "10080": "in 7 days"}
 
 
 def import_limit() -> int:
@@ -385,8 +388,9 @@ class CredentialForm:
 
 
 def _credentials_page(partial: str = "admin/_credentials.html", *, status: int = 200, **extra):
-    context = {"form": CredentialForm(), "created": None, "notice": None, "notice_is_error": False,
+    context = {"form": CredentialForm(), "created": None, "rotated": None, "notice": None, "notice_is_error": False,
                "builtin_user_id": BUILTIN_USER_ID, "builtin_confirmation": BUILTIN_CONFIRMATION,
+               "grace_choices": GRACE_CHOICES, "now": now(),
                "readable_accounts": admin.readable_api_accounts(db.session())}
     context.update(extra)
     if partial == "admin/_credentials.html" or not is_htmx():
@@ -435,12 +439,40 @@ def create_credential():
     return response
 
 
-@bp.post("/credentials/<id:account_id>/revoke")
-@role_required(ADMIN)
-def revoke_credential(account_id: int):
+def _target_account(account_id: int) -> ApiAccount:
     account = db.session.get(ApiAccount, account_id)
     if account is None:
         abort(404)
+    return account
+
+
+@bp.post("/credentials/<id:account_id>/rotate")
+@role_required(ADMIN)
+def rotate_credential(account_id: int):
+    account = _target_account(account_id)
+    grace = request.form.get("grace") or ""
+    if grace not in GRACE_CHOICES:
+        notice = f"No new token for {account.user_id}: choose when its old token stops."
+    else:
+        try:
+            with write_transaction(db.session()):
+                rotated = admin.rotate_api_account(db.session(), current_user, account, now(), int(grace))
+        except admin.AdminError as exc:
+            notice = f"No new token. {exc}"
+        else:
+            # The token exists in clear only in this answer (never flashed, never stored), as at creation.
+            response = _credentials_page(rotated=rotated)
+            response.headers["Cache-Control"] = "no-store"
+            return response
+    if not is_htmx():
+        return _done(notice, "admin.credentials", True)
+    return _credentials_page(notice=notice, notice_is_error=True)
+
+
+@bp.post("/credentials/<id:account_id>/revoke")
+@role_required(ADMIN)
+def revoke_credential(account_id: int):
+    account = _target_account(account_id)
     confirmed = (request.form.get("confirm") or "").strip().lower() == BUILTIN_CONFIRMATION
     notice, is_error = None, False
     try:

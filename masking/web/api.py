@@ -241,7 +241,7 @@ def auth_login(body: dict) -> Response:
     # Read and write in one write transaction: on SQLite a read transaction that then writes
     # fails at once ("database is locked") when another connection wrote meanwhile.
     with write_transaction(db.session()):
-        account = accounts.check_token(driver.of_session(db.session()), user_id, token)
+        account = accounts.check_token(driver.of_session(db.session()), user_id, token, now)
         _call().account = account.user_id
         _within_rate_limit(account.user_id)
         ssid, row = accounts.open_session(db.session(), account, now, settings().ssid_ttl_seconds)

@@ -191,6 +191,52 @@ def api_user_create(name, read_only, reads_for, as_json):
     click.echo("Keep the token now: only its hash is stored, it cannot be shown again.", err=True)
 
 
+def _existing_account(user_id: str) -> ApiAccount:
+    # Not printable (a lone surrogate from bytes the terminal could not decode): no userId, and
+    # the database could not be asked about it.
+    account = accounts.find_account(db.session(), user_id) if user_id.isprintable() else None
+    if account is None:
+        raise click.ClickException(f"no API account with userId {user_id!r}")
+    return account
+
+
+def _grace_minutes(text: str) -> int:
+    """--grace-minutes as a number; a refusal is one line and exit 1, like the rules' own refusals."""
+    text = text.strip()
+    if not (text.isascii() and text.isdecimal()) or len(text) > 9:  # the rules refuse above 7 days
+        raise click.ClickException(f"--grace-minutes must be a whole number of minutes from 0 to "
+                                   f"{accounts.MAX_GRACE_MINUTES} (7 days), not {text!r}")
+    return int(text)
+
+
+@api_user_cli.command("rotate")
+@click.argument("user_id")
+@click.option("--grace-minutes", "grace", default="0", metavar="N", show_default=True,
+              help=f"How long the old token keeps working (0 to {accounts.MAX_GRACE_MINUTES}). "
+                   "0: it stops now and the account's open ssids are revoked.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"userId": ..., "token": ..., "previous_token_until": ...} only.')
+def api_user_rotate(user_id, grace, as_json):
+    """Give USER_ID a new token (shown only now); its maskings stay its own."""
+    minutes = _grace_minutes(grace)
+    try:
+        with write_transaction(db.session()):
+            rotated = administration.rotate_api_account(db.session(), None, _existing_account(user_id), utcnow(),
+                                                        minutes)
+    except administration.AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    until = iso_utc(rotated.account.previous_token_until)
+    if as_json:
+        click.echo(json.dumps({"userId": rotated.account.user_id, "token": rotated.token,
+                               "previous_token_until": until}))
+        return
+    click.echo(f"userId: {rotated.account.user_id}")
+    click.echo(f"token:  {rotated.token}")
+    click.echo(f"old token works until {until}" if until else
+               "old token stopped now; the account's open ssids were revoked")
+    click.echo("Keep the token now: only its hash is stored, it cannot be shown again.", err=True)
+
+
 @api_user_cli.command("revoke")
 @click.argument("user_id")
 @click.option("--force", is_flag=True, help=f"Needed to revoke {accounts.DASHBOARD_USER_ID!r}, the dashboard's own account.")
@@ -198,11 +244,7 @@ def api_user_revoke(user_id, force):
     """Revoke USER_ID's token and every ssid it opened."""
     try:
         with write_transaction(db.session()):
-            # Not printable (a lone surrogate from bytes the terminal could not decode): no userId, and
-            # the database could not be asked about it.
-            account = accounts.find_account(db.session(), user_id) if user_id.isprintable() else None
-            if account is None:
-                raise click.ClickException(f"no API account with userId {user_id!r}")
+            account = _existing_account(user_id)
             if account.revoked_at is None:
                 administration.revoke_api_account(db.session(), None, account, utcnow(), dashboard_confirmed=force)
     except administration.DashboardAccountError as exc:

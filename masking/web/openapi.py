@@ -133,7 +133,8 @@ OPERATIONS: dict[str, dict] = {
         "summary": "Exchange userId and token for an ssid",
         "description": (
             "The ssid stands for the account's userId and token in later calls until it expires "
-            "(`expires_at`) or is revoked (Auth/logout, or the account's revocation). Send userId and token "
+            "(`expires_at`) or is revoked (Auth/logout, the account's revocation, or a new token for the account "
+            "that ends the old one at once). Send userId and token "
             "only, not an ssid (1000). Wrong or revoked credentials: 1014."
         ),
         "body": "LoginRequest",
@@ -218,7 +219,9 @@ def _schemas(settings: MaskingSettings) -> dict:
             "properties": {
                 "ssid": {"type": "string", "description": "Session id from Auth/login."},
                 "userId": {"type": "string", "description": "The account's userId."},
-                "token": {"type": "string", "description": "The account's token (shown once at creation)."},
+                "token": {"type": "string", "description": (
+                    "The account's token (shown once, when it is made). After the account is given a new one, "
+                    "the old token works only during its grace period, if any.")},
             },
             "oneOf": [
                 {"title": "ssid", "required": ["ssid"],

@@ -7,6 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from masking.client import MaskingAPIError, MaskingClient
+
 pytestmark = pytest.mark.slow
 
 GOOD = ["+918041299901", "08041299902", "+918041299903"]
@@ -109,3 +111,49 @@ def test_a_read_only_account_is_made_to_read_for_a_read_write_one(ui, stack):
     row = page.locator("#credential-list tr", has_text="Browser BI")
     expect(row).to_contain_text(f"reads the masks of Browser CRM {crm_user_id}")
     ui.shot("reader-created")
+
+
+def test_an_account_is_given_a_new_token_and_keeps_the_old_one_for_an_hour(ui, stack):
+    """New token: the choice of when the old token stops, the confirmation, the token shown once with
+    its copy button; both tokens work during the hour."""
+    account = stack.api_account("Browser rotation")
+    user_id = account["userId"]
+    page = ui.page
+    ui.login(stack.user("adm_rotate", "admin"))
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="API credentials").click()
+    row = page.locator("#credential-list tr", has_text=user_id)
+    row.get_by_label("Old token stops").select_option(label="in 1 hour")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    row.get_by_role("button", name=f"New token for {user_id}").click()
+    shown = page.locator("#credential-list .token-once")
+    expect(shown).to_contain_text(f"New token for {user_id}: copy it now")
+    expect(shown).to_contain_text("The old token works until")
+    assert asked and asked[0].startswith(f"Give {user_id} (Browser rotation) a new token?")
+    token = shown.locator("#rotated-token").inner_text()
+    copy = shown.get_by_role("button", name="Copy the token")
+    expect(copy).to_be_focused()
+    copy.click()
+    expect(shown.locator(".copied")).to_have_text(f"{token} copied")
+    assert page.evaluate("navigator.clipboard.readText()") == token
+    expect(page.locator("#credential-list tr", has_text=user_id)).to_contain_text("its old token works until")
+    ui.shot("new-token")
+    for credentials in (account, {"userId": user_id, "token": token}):
+        with MaskingClient(stack.url, user_id=user_id, token=credentials["token"]) as api:
+            assert api.list(limit=1)["maskings"] == []
+
+    # At once: the old token stops now (the confirmation is declined first: nothing changes).
+    row = page.locator("#credential-list tr", has_text=user_id)
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    row.get_by_role("button", name=f"New token for {user_id}").click()
+    expect(shown.locator("#rotated-token")).to_have_text(token)
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name=f"New token for {user_id}").click()
+    expect(shown).to_contain_text("The old token no longer works")
+    newest = shown.locator("#rotated-token").inner_text()
+    assert newest != token
+    for old in (account["token"], token):
+        with MaskingClient(stack.url, user_id=user_id, token=old) as api, pytest.raises(MaskingAPIError) as refused:
+            api.list(limit=1)
+        assert refused.value.code == 1014
+    ui.shot("new-token-at-once")
