@@ -153,9 +153,14 @@ class Masking(Base):
         return and_(cls.ended_at.is_(None), cls.expires_at > now)
 
     def status_at(self, now: datetime) -> str:
-        if self.ended_at is not None:
+        return self.status_of(self.ended_at, self.expires_at, now)
+
+    @staticmethod
+    def status_of(ended_at: datetime | None, expires_at: datetime, now: datetime) -> str:
+        """The state of a masking with these times (also for rows read as columns, the exports)."""
+        if ended_at is not None:
             return MaskingStatus.ENDED
-        if self.expires_at <= now:
+        if expires_at <= now:
             return MaskingStatus.EXPIRED
         return MaskingStatus.ACTIVE
 

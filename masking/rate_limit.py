@@ -28,10 +28,11 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from limits import RateLimitItem
-from limits.storage import storage_from_string
-from limits.strategies import SlidingWindowCounterRateLimiter
+if TYPE_CHECKING:  # ``limits`` is imported only once a limit is used: it costs start-up time (~0.1 s)
+    from limits import RateLimitItem
+    from limits.strategies import SlidingWindowCounterRateLimiter
 
 log = logging.getLogger("masking.rate_limit")
 
@@ -69,6 +70,9 @@ class AccountRateLimit:
         if self._limiter is None or self._pid != os.getpid():
             with self._lock:
                 if self._limiter is None or self._pid != os.getpid():
+                    from limits.storage import storage_from_string
+                    from limits.strategies import SlidingWindowCounterRateLimiter
+
                     options = {} if self.storage_uri.startswith("memory") else {
                         "socket_timeout": STORE_TIMEOUT, "socket_connect_timeout": STORE_TIMEOUT}
                     self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(self.storage_uri, **options))

@@ -421,9 +421,8 @@ def export_csv(session: Session, filters: Filters, now: datetime, *, zone: ZoneI
             # Ids, times and states cannot start with a formula character: no csv_cell for them.
             out.append((id_, made(created), utc_text(created), csv_cell(mask), csv_cell(show(m1)),
                         csv_cell(show(m2)), csv_cell(made_by), csv_cell(user_id), csv_cell(event_id),
-                        # Masking.status_at, on the columns read
-                        ENDED if ended is not None else EXPIRED if expires <= now else LIVE,
-                        until(expires), until(ended) if ended is not None else ""))
+                        Masking.status_of(ended, expires, now), until(expires),
+                        until(ended) if ended is not None else ""))
         yield csv_text(out)
 
 

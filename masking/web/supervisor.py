@@ -111,7 +111,8 @@ def export():
         audit.record(session, current_user, EXPORT_ACTION, moment, target=query.describe()[:200],
                      detail=f"CSV export, numbers {numbers}; filters: {query.describe()}")
     zone = settings().zone
-    chunks = _stream(db.engine, query.filters, moment, zone, numbers, _country_code())
+    chunks = _stream(db.engine, history.export_csv, query.filters, moment, zone=zone, numbers=numbers,
+                     country_code=_country_code())
     return _csv_download(chunks, "masking-history", moment, zone)
 
 
@@ -124,12 +125,12 @@ def _csv_download(chunks, name: str, moment, zone) -> Response:
     return response
 
 
-def _stream(engine, filters: history.Filters, moment, zone, numbers: str, country_code: str):
-    """The CSV chunks, read with a session of their own: the generator runs after the view has
-    returned and needs no request context (a client that never reads it leaves nothing open)."""
+def _stream(engine, export_csv, filters, moment, **options):
+    """The CSV chunks of ``export_csv`` (the history's or All masks'), read with a session of their
+    own: the generator runs after the view has returned and needs no request context (a client
+    that never reads it leaves nothing open)."""
     with Session(engine) as session:
-        yield from history.export_csv(session, filters, moment, zone=zone, numbers=numbers,
-                                      country_code=country_code)
+        yield from export_csv(session, filters, moment, **options)
 
 
 # ---------------------------------------------------------------- every masking of the service
@@ -199,14 +200,6 @@ def export_maskings():
     with write_transaction(session):
         audit.record(session, current_user, EXPORT_MASKINGS_ACTION, moment, target=query.describe()[:200],
                      detail=f"CSV export of all masks, numbers {numbers}; filters: {query.describe()}")
-    chunks = _stream_maskings(db.engine, query.filters, moment, zone, numbers, _country_code(),
-                              service_client.dashboard_user_ids())
+    chunks = _stream(db.engine, service_report.export_csv, query.filters, moment, zone=zone, numbers=numbers,
+                     country_code=_country_code(), dashboard_user_ids=service_client.dashboard_user_ids())
     return _csv_download(chunks, "all-masks", moment, zone)
-
-
-def _stream_maskings(engine, filters: service_report.Filters, moment, zone, numbers: str, country_code: str,
-                     dashboard_user_ids: set[str]):
-    """As ``_stream``: a session of its own, no request context (the generator outlives the view)."""
-    with Session(engine) as session:
-        yield from service_report.export_csv(session, filters, moment, zone=zone, numbers=numbers,
-                                             country_code=country_code, dashboard_user_ids=dashboard_user_ids)
