@@ -104,8 +104,10 @@ def test_retry_after_is_long_enough(database_url, clock):
         client = application.test_client()
         acme = make_account(application, "Acme")
         assert [_list(client, acme).status_code for _ in range(2)] == [200, 200]
-        refused = _list(client, acme)
-        assert refused.status_code == 429
+        # The window slides: on a machine busy enough to take a second between calls, the third
+        # may go through. Call until refused; a few calls a second must be refused soon.
+        answers = [_list(client, acme) for _ in range(10)]
+        refused = next(a for a in answers if a.status_code == 429)
         time.sleep(int(refused.headers["Retry-After"]))
         assert _list(client, acme).status_code == 200  # waiting as told is enough
 
