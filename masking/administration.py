@@ -255,29 +255,60 @@ def create_api_account(session: Session, actor: User | None, name: str, can_writ
 
 
 class DashboardAccountError(AdminError):
-    """Revoking the dashboard's own API account, unconfirmed; callers add how to confirm."""
+    """A change that would stop the dashboard's agents from masking numbers, unconfirmed; callers
+    add how to confirm."""
+
+
+# The userIds the dashboard masks through when the caller does not say (the command line and
+# the pages pass the configured one too: ``service_client.dashboard_user_ids``).
+BUILTIN_ONLY = frozenset({accounts.DASHBOARD_USER_ID})
+
+
+def _dashboards(account: ApiAccount) -> str:
+    if account.user_id == accounts.DASHBOARD_USER_ID:
+        return f"{account.user_id} is the dashboard's own account"
+    return f"{account.user_id} is the account the dashboard masks through (MASKING_API_USER_ID)"
+
+
+def readers_of(session: Session, account: ApiAccount) -> list[ApiAccount]:
+    """The active read-only accounts that read ``account``'s maskings, by userId."""
+    return list(session.scalars(select(ApiAccount).where(ApiAccount.reads_for_id == account.id,
+                                                         ApiAccount.revoked_at.is_(None))
+                                .order_by(ApiAccount.user_id)))
 
 
 def revoke_api_account(session: Session, actor: User | None, account: ApiAccount, now: datetime, *,
-                       dashboard_confirmed: bool = False) -> None:
-    """Revoke ``account``. The dashboard's own account only with ``dashboard_confirmed``: without it,
-    no agent can mask a number."""
+                       dashboard_user_ids: frozenset[str] | set[str] = BUILTIN_ONLY,
+                       dashboard_confirmed: bool = False) -> list[ApiAccount]:
+    """Revoke ``account``; the answer is its readers, who read nothing from now on. One of
+    ``dashboard_user_ids`` only with ``dashboard_confirmed``: without it, no agent can mask a number."""
     if account.revoked_at is not None:
         raise AdminError(f"{account.user_id} is already revoked.")
-    if account.user_id == accounts.DASHBOARD_USER_ID and not dashboard_confirmed:
-        raise DashboardAccountError(f"{account.user_id} is the dashboard's own account: revoking it stops "
-                                    "every agent from masking numbers.")
+    if account.user_id in dashboard_user_ids and not dashboard_confirmed:
+        raise DashboardAccountError(f"{_dashboards(account)}: revoking it stops every agent from masking numbers.")
+    readers = readers_of(session, account)
     accounts.revoke_account(session, account, now)
-    audit.record(session, actor, API_ACCOUNT_REVOKE, now, target=account.user_id, detail=account.name)
+    detail = account.name
+    if readers:
+        detail += f"; its readers read nothing more: {', '.join(reader.user_id for reader in readers)}"
+    audit.record(session, actor, API_ACCOUNT_REVOKE, now, target=account.user_id, detail=detail)
+    return readers
 
 
 def rotate_api_account(session: Session, actor: User | None, account: ApiAccount, now: datetime,
-                       grace_minutes: int = 0) -> accounts.NewAccount:
+                       grace_minutes: int = 0, *, dashboard_user_ids: frozenset[str] | set[str] = BUILTIN_ONLY,
+                       dashboard_confirmed: bool = False) -> accounts.NewAccount:
     """A new token for ``account`` (see ``accounts.rotate_token``); the audit entry says how long
-    the old one works, never either token."""
+    the old one works, never either token. The old token of one of ``dashboard_user_ids`` stops
+    at once only with ``dashboard_confirmed``: the dashboard sends it until its setting changes."""
     if account.user_id == accounts.DASHBOARD_USER_ID:
-        raise AdminError(f"{account.user_id} is the dashboard's own account: its token is derived from SECRET_KEY, "
+        raise AdminError(f"{_dashboards(account)}: its token is derived from SECRET_KEY, "
                          "so it cannot be given a new one here (a new SECRET_KEY gives it a new token).")
+    if account.user_id in dashboard_user_ids and not grace_minutes and not dashboard_confirmed:
+        raise DashboardAccountError(
+            f"{_dashboards(account)}: if its old token stops at once, no agent can mask a number until "
+            "MASKING_API_TOKEN holds the new one and the app is restarted. Choose a time for the old token "
+            "to stop, and change MASKING_API_TOKEN before then.")
     try:
         rotated = accounts.rotate_token(session, account, now, grace_minutes)
     except ValueError as exc:

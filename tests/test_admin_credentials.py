@@ -404,3 +404,62 @@ def test_new_token_needs_the_csrf_token(database_url, clock):
         response = _rotate(client, account_id, "0", headers={**HX, "X-CSRFToken": token})
         assert response.status_code == 200 and _rotated_token(response.get_data(as_text=True))
         assert _api_code(csrf_app, account) == 1014
+
+
+# ---------------------------------------------------------------- the account named in MASKING_API_USER_ID
+
+def test_the_account_the_dashboard_masks_through_is_guarded_like_the_built_in_one(app, admin_client):
+    """The dashboard sends MASKING_API_TOKEN until the setting changes: stopping that token at once,
+    or revoking the account, would leave every agent unable to mask a number."""
+    account = make_account(app, "Floor 2")
+    app.config.update(MASKING_API_USER_ID=account["userId"], MASKING_API_TOKEN=account["token"])
+    account_id = _account_id(app, account["userId"])
+    row = _row(admin_client.get("/admin/credentials").get_data(as_text=True), account_id)
+    assert "The account this dashboard masks numbers through (<code>MASKING_API_USER_ID</code>)." in row
+    assert f'id="confirm-rotate-{account_id}"' in row and f'id="confirm-{account_id}"' in row
+    before = _accounts(app)[account["userId"]].token_hash
+    for confirm in (None, "", "yes"):
+        data = {"grace": "0", **({} if confirm is None else {"confirm": confirm})}
+        response = admin_client.post(f"/admin/credentials/{account_id}/rotate", data=data, headers=HX)
+        assert (f"No new token. {account['userId']} is the account the dashboard masks through "
+                "(MASKING_API_USER_ID): if its old token stops at once, no agent can mask a number") in _text(response)
+        assert "type “now” in its confirmation box" in _text(response) and "mtk_" not in response.get_data(as_text=True)
+        refused = admin_client.post(f"/admin/credentials/{account_id}/revoke", data=data, headers=HX)
+        assert f"Not revoked. {account['userId']} is the account the dashboard masks through" in _text(refused)
+    assert _accounts(app)[account["userId"]].token_hash == before and _accounts(app)[account["userId"]].revoked_at is None
+    assert audit_entries(app) == [] and _api_code(app, account) == 200
+    # With a grace the dashboard keeps working, and the page says what to change before it ends.
+    graced = _rotate(admin_client, account_id, "60", headers=HX)
+    assert _rotated_token(graced.get_data(as_text=True))
+    assert ("This dashboard masks numbers through this account: set MASKING_API_TOKEN to the new token and "
+            "restart the app before then.") in _text(graced)
+    assert _api_code(app, account) == 200
+    # A leaked token: typed confirmation stops it at once.
+    response = admin_client.post(f"/admin/credentials/{account_id}/rotate", data={"grace": "0", "confirm": " Now "},
+                                 headers=HX)
+    token = _rotated_token(response.get_data(as_text=True))
+    assert "restart the app now: until then no agent can mask a number." in _text(response)
+    assert _api_code(app, account) == 1014 and _api_code(app, {"userId": account["userId"], "token": token}) == 200
+    assert [e.action for e in audit_entries(app)] == ["api_account.rotate"] * 2
+    # Other accounts' rows ask for no confirmation.
+    other_id = _account_id(app, make_account(app, "crm")["userId"])
+    other_row = _row(admin_client.get("/admin/credentials").get_data(as_text=True), other_id)
+    assert "confirm-" not in other_row and "MASKING_API_USER_ID" not in other_row
+
+
+def test_revoking_an_account_names_the_readers_that_read_nothing_more(app, admin_client):
+    owner, alone = make_account(app, "CRM"), make_account(app, "Batch")
+    readers = sorted(make_account(app, name, can_write=False, reads_for=owner)["userId"] for name in ("Auditor", "BI"))
+    owner_id = _account_id(app, owner["userId"])
+    html = admin_client.get("/admin/credentials").get_data(as_text=True)
+    form = re.search(rf'<form[^>]*credentials/{owner_id}/revoke[^>]*>', html, re.S).group(0)
+    assert (f"The read-only accounts that read its masks will read nothing more: {readers[0]}, {readers[1]}."
+            in html_module.unescape(form))
+    lone_form = re.search(rf'<form[^>]*credentials/{_account_id(app, alone["userId"])}/revoke[^>]*>', html, re.S)
+    assert "read nothing more" not in lone_form.group(0)
+    response = admin_client.post(f"/admin/credentials/{owner_id}/revoke", headers=HX)
+    assert (f"{owner['userId']} (CRM) is revoked: its token and sessions no longer work. The read-only accounts "
+            f"that read its masks read nothing more: {readers[0]}, {readers[1]}.") in _text(response)
+    [entry] = audit_entries(app, "api_account.revoke")
+    assert entry.detail == f"CRM; its readers read nothing more: {readers[0]}, {readers[1]}"
+    assert _list_code(app, make_account(app, "x")) == 200

@@ -495,6 +495,67 @@ def test_api_user_rotate_refuses_unknown_revoked_and_the_dashboards_own_account(
     assert [action for _actor, action, _target in audit_trail(app)] == ["api_account.revoke"]
 
 
+def test_api_user_rotate_dashboard_before_its_first_call(app, runner):
+    result = invoke(runner, "api-user", "rotate", BUILTIN_USER_ID, exit_code=1)
+    assert result.stderr == ("Error: no API account with userId 'dashboard' yet: the dashboard's own account is "
+                             "made at the dashboard's first call to the service\n")
+
+
+def test_the_account_the_dashboard_masks_through_keeps_working_through_a_rotation(app, runner, client, clock):
+    """MASKING_API_USER_ID names an account of this service: stopping its old token at once would
+    leave every agent unable to mask a number until the setting changes, so it takes --force."""
+    credentials = make_account(app, "Dashboard of floor 2")
+    app.config.update(MASKING_API_USER_ID=credentials["userId"], MASKING_API_TOKEN=credentials["token"])
+    clock.set(datetime(2030, 1, 1, 6, 30))
+    refused = invoke(runner, "api-user", "rotate", credentials["userId"], exit_code=1)
+    assert refused.stderr == (
+        f"Error: {credentials['userId']} is the account the dashboard masks through (MASKING_API_USER_ID): "
+        "if its old token stops at once, no agent can mask a number until MASKING_API_TOKEN holds the new one and "
+        "the app is restarted. Choose a time for the old token to stop, and change MASKING_API_TOKEN before then. "
+        "Add --force to stop it at once anyway.\n")
+    assert _token_hash(app, credentials["userId"]) == hashlib.sha256(credentials["token"].encode()).hexdigest()
+    assert audit_trail(app) == []
+    graced = invoke(runner, "api-user", "rotate", credentials["userId"], "--grace-minutes", "60")
+    assert graced.stdout.endswith("old token works until 2030-01-01T07:30:00Z\n")
+    assert graced.stderr == ("The dashboard masks numbers through this account: set MASKING_API_TOKEN to the new "
+                             "token and restart the app before then.\n"
+                             "Keep the token now: only its hash is stored, it cannot be shown again.\n")
+    assert api(client, LIST, credentials)["status"] == "success"  # the dashboard's old token, for the hour
+    assert (f"{credentials['userId']}  read-write  Dashboard of floor 2  (old token works until 2030-01-01T07:30:00Z)"
+            in invoke(runner, "api-user", "list").stdout)
+    forced = invoke(runner, "api-user", "rotate", "--force", credentials["userId"])
+    assert "old token stopped now" in forced.stdout and "restart the app.\n" in forced.stderr
+    assert api(client, LIST, credentials)["code"] == 1014
+    assert "old token works" not in invoke(runner, "api-user", "list").stdout
+    # Revoking it takes --force too, like the built-in account.
+    refused = invoke(runner, "api-user", "revoke", credentials["userId"], exit_code=1)
+    assert "is the account the dashboard masks through (MASKING_API_USER_ID): revoking it" in refused.stderr
+    invoke(runner, "api-user", "revoke", "--force", credentials["userId"])
+    assert [action for _actor, action, _target in audit_trail(app)] == ["api_account.rotate"] * 2 + [
+        "api_account.revoke"]
+
+
+def test_the_grace_of_an_old_token_is_listed_until_it_ends(app, runner, clock):
+    credentials = make_account(app, "Acme")
+    clock.set(datetime(2030, 1, 1, 6, 30))
+    invoke(runner, "api-user", "rotate", credentials["userId"], "--grace-minutes", "1440")
+    line = f"{credentials['userId']}  read-write  Acme  (old token works until 2030-01-02T06:30:00Z)\n"
+    assert invoke(runner, "api-user", "list").stdout == line
+    clock.set(datetime(2030, 1, 2, 6, 30))
+    assert invoke(runner, "api-user", "list").stdout == f"{credentials['userId']}  read-write  Acme\n"
+
+
+def test_api_user_revoke_names_the_readers_that_read_nothing_more(app, runner):
+    owner = make_account(app, "CRM")
+    readers = sorted([make_account(app, "Auditor", can_write=False, reads_for=owner)["userId"],
+                      make_account(app, "BI", can_write=False, reads_for=owner)["userId"]])
+    gone = make_account(app, "Old BI", can_write=False, reads_for=owner)
+    invoke(runner, "api-user", "revoke", gone["userId"])
+    result = invoke(runner, "api-user", "revoke", owner["userId"])
+    assert result.stdout.endswith(f"\nits readers read nothing more: {readers[0]}, {readers[1]}\n")
+    assert not invoke(runner, "api-user", "revoke", gone["userId"]).stdout.count("readers")
+
+
 # ---------------------------------------------------------------- sweep
 
 def test_sweep_removes_only_what_has_passed(app, runner, client, clock, account, pool_of_three):

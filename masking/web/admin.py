@@ -42,7 +42,7 @@ from masking.web.auth import role_required
 from masking.web.dashboard import nav_item
 from masking.web.extensions import db, now, settings
 from masking.web.htmx import is_htmx, redirect_to, render
-from masking.web.service_client import BUILTIN_USER_ID
+from masking.web.service_client import BUILTIN_USER_ID, dashboard_user_ids
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 ADMIN = Role.ADMIN
@@ -57,6 +57,8 @@ MAX_ADD_LINES = 1000
 AUDIT_PAGE_SIZE = 50
 POOL_PAGE_SIZE = 100
 BUILTIN_CONFIRMATION = "revoke"
+# Typed to stop the old token of the account the dashboard masks through at once (a leaked token).
+AT_ONCE_CONFIRMATION = "now"
 # "New token": when the old token stops (form value: minutes). At once is first, for a leaked token.
 GRACE_CHOICES = {"0": "at once (its open sessions end too)", "60": "in 1 hour", "1440": "in 24 hours",
                  "10080": "in 7 days"}
@@ -390,11 +392,18 @@ class CredentialForm:
 def _credentials_page(partial: str = "admin/_credentials.html", *, status: int = 200, **extra):
     context = {"form": CredentialForm(), "created": None, "rotated": None, "notice": None, "notice_is_error": False,
                "builtin_user_id": BUILTIN_USER_ID, "builtin_confirmation": BUILTIN_CONFIRMATION,
+               "at_once_confirmation": AT_ONCE_CONFIRMATION, "dashboard_ids": dashboard_user_ids(),
                "grace_choices": GRACE_CHOICES, "now": now(),
                "readable_accounts": admin.readable_api_accounts(db.session())}
     context.update(extra)
     if partial == "admin/_credentials.html" or not is_htmx():
         context["api_accounts"] = admin.list_api_accounts(db.session())
+        # Who stops reading when an account is revoked: its revoke confirmation names them.
+        readers: dict[int, list[str]] = {}
+        for account in context["api_accounts"]:
+            if account.reads_for_id is not None and account.revoked_at is None:
+                readers.setdefault(account.reads_for_id, []).append(account.user_id)
+        context["readers"] = {owner: sorted(user_ids) for owner, user_ids in readers.items()}
     return render("admin/credentials.html", partial, status=status, **context)
 
 
@@ -451,12 +460,18 @@ def _target_account(account_id: int) -> ApiAccount:
 def rotate_credential(account_id: int):
     account = _target_account(account_id)
     grace = request.form.get("grace") or ""
+    confirmed = (request.form.get("confirm") or "").strip().lower() == AT_ONCE_CONFIRMATION
     if grace not in GRACE_CHOICES:
         notice = f"No new token for {account.user_id}: choose when its old token stops."
     else:
         try:
             with write_transaction(db.session()):
-                rotated = admin.rotate_api_account(db.session(), current_user, account, now(), int(grace))
+                rotated = admin.rotate_api_account(db.session(), current_user, account, now(), int(grace),
+                                                   dashboard_user_ids=dashboard_user_ids(),
+                                                   dashboard_confirmed=confirmed)
+        except admin.DashboardAccountError as exc:
+            notice = (f"No new token. {exc} To stop it at once anyway (a leaked token), type "
+                      f"“{AT_ONCE_CONFIRMATION}” in its confirmation box.")
         except admin.AdminError as exc:
             notice = f"No new token. {exc}"
         else:
@@ -477,8 +492,12 @@ def revoke_credential(account_id: int):
     notice, is_error = None, False
     try:
         with write_transaction(db.session()):
-            admin.revoke_api_account(db.session(), current_user, account, now(), dashboard_confirmed=confirmed)
+            readers = admin.revoke_api_account(db.session(), current_user, account, now(),
+                                               dashboard_user_ids=dashboard_user_ids(), dashboard_confirmed=confirmed)
         notice = f"{account.user_id} ({account.name}) is revoked: its token and sessions no longer work."
+        if readers:
+            notice += (" The read-only accounts that read its masks read nothing more: "
+                       f"{', '.join(reader.user_id for reader in readers)}.")
     except admin.DashboardAccountError as exc:
         notice, is_error = (f"Not revoked. {exc} To revoke it anyway, type “{BUILTIN_CONFIRMATION}” in its "
                             "confirmation box."), True

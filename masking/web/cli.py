@@ -24,6 +24,7 @@ from masking.db import write_transaction
 from masking.humanize import count
 from masking.models import ApiAccount, PoolStatus
 from masking.web.extensions import db, now as utcnow, settings
+from masking.web.service_client import dashboard_user_ids
 
 
 class _ReportsDatabaseProblems:
@@ -195,6 +196,9 @@ def _existing_account(user_id: str) -> ApiAccount:
     # Not printable (a lone surrogate from bytes the terminal could not decode): no userId, and
     # the database could not be asked about it.
     account = accounts.find_account(db.session(), user_id) if user_id.isprintable() else None
+    if account is None and user_id == accounts.DASHBOARD_USER_ID:
+        raise click.ClickException(f"no API account with userId {user_id!r} yet: the dashboard's own account is "
+                                   "made at the dashboard's first call to the service")
     if account is None:
         raise click.ClickException(f"no API account with userId {user_id!r}")
     return account
@@ -214,15 +218,20 @@ def _grace_minutes(text: str) -> int:
 @click.option("--grace-minutes", "grace", default="0", metavar="N", show_default=True,
               help=f"How long the old token keeps working (0 to {accounts.MAX_GRACE_MINUTES}). "
                    "0: it stops now and the account's open ssids are revoked.")
+@click.option("--force", is_flag=True, help="Needed to stop the old token at once (--grace-minutes 0) of the "
+                                            "account the dashboard masks through (MASKING_API_USER_ID).")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"userId": ..., "token": ..., "previous_token_until": ...} only.')
-def api_user_rotate(user_id, grace, as_json):
+def api_user_rotate(user_id, grace, force, as_json):
     """Give USER_ID a new token (shown only now); its maskings stay its own."""
     minutes = _grace_minutes(grace)
     try:
         with write_transaction(db.session()):
             rotated = administration.rotate_api_account(db.session(), None, _existing_account(user_id), utcnow(),
-                                                        minutes)
+                                                        minutes, dashboard_user_ids=dashboard_user_ids(),
+                                                        dashboard_confirmed=force)
+    except administration.DashboardAccountError as exc:
+        raise click.ClickException(f"{exc} Add --force to stop it at once anyway.") from None
     except administration.AdminError as exc:
         raise click.ClickException(str(exc)) from None
     until = iso_utc(rotated.account.previous_token_until)
@@ -234,33 +243,46 @@ def api_user_rotate(user_id, grace, as_json):
     click.echo(f"token:  {rotated.token}")
     click.echo(f"old token works until {until}" if until else
                "old token stopped now; the account's open ssids were revoked")
+    if rotated.account.user_id in dashboard_user_ids():
+        click.echo("The dashboard masks numbers through this account: set MASKING_API_TOKEN to the new token "
+                   f"and restart the app{' before then' if until else ''}.", err=True)
     click.echo("Keep the token now: only its hash is stored, it cannot be shown again.", err=True)
 
 
 @api_user_cli.command("revoke")
 @click.argument("user_id")
-@click.option("--force", is_flag=True, help=f"Needed to revoke {accounts.DASHBOARD_USER_ID!r}, the dashboard's own account.")
+@click.option("--force", is_flag=True, help=f"Needed to revoke {accounts.DASHBOARD_USER_ID!r}, the dashboard's own "
+                                            "account, or the one named in MASKING_API_USER_ID.")
 def api_user_revoke(user_id, force):
     """Revoke USER_ID's token and every ssid it opened."""
+    readers = []
     try:
         with write_transaction(db.session()):
             account = _existing_account(user_id)
             if account.revoked_at is None:
-                administration.revoke_api_account(db.session(), None, account, utcnow(), dashboard_confirmed=force)
+                readers = administration.revoke_api_account(db.session(), None, account, utcnow(),
+                                                            dashboard_user_ids=dashboard_user_ids(),
+                                                            dashboard_confirmed=force)
     except administration.DashboardAccountError as exc:
         raise click.ClickException(f"{exc} Add --force to revoke it anyway.") from None
     click.echo(f"{account.user_id} ({account.name}) revoked at {iso_utc(account.revoked_at)}")
+    if readers:
+        click.echo(f"its readers read nothing more: {', '.join(reader.user_id for reader in readers)}")
 
 
 @api_user_cli.command("list")
 def api_user_list():
     """List API accounts (never their tokens)."""
+    now = utcnow()
     for account in db.session.scalars(select(ApiAccount).order_by(ApiAccount.id)):
         state = "revoked" if account.revoked_at else ("read-write" if account.can_write else "read-only")
         owner = account.reads_for
         reads = (f"  (reads for {owner.user_id}{', revoked: reads nothing' if owner.revoked_at else ''})"
                  if owner else "")
-        click.echo(f"{account.user_id}  {state:<10}  {account.name}{reads}")
+        grace = ""
+        if account.revoked_at is None and account.previous_token_until and account.previous_token_until > now:
+            grace = f"  (old token works until {iso_utc(account.previous_token_until)})"
+        click.echo(f"{account.user_id}  {state:<10}  {account.name}{reads}{grace}")
 
 
 @click.command("sweep", cls=OperatorCommand)
