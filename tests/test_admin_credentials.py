@@ -142,6 +142,7 @@ def test_a_read_only_account_must_read_for_an_active_read_write_account(app, adm
     form = admin_client.get("/admin/credentials").get_data(as_text=True)
     choices = re.findall(r'<option value="(u[0-9a-f]+)"', form)
     assert choices == [writer["userId"]]  # neither the reader nor the revoked account is offered
+    assert f'>Billing ({writer["userId"]})</option>' in form
     before = set(_accounts(app))
     for reads_for, message in (
             ("", "Choose the read-write account whose masks it reads"),
@@ -441,6 +442,10 @@ def test_the_account_the_dashboard_masks_through_is_guarded_like_the_built_in_on
     assert "restart the app now: until then no agent can mask a number." in _text(response)
     assert _api_code(app, account) == 1014 and _api_code(app, {"userId": account["userId"], "token": token}) == 200
     assert [e.action for e in audit_entries(app)] == ["api_account.rotate"] * 2
+    # A read-only account may read for it, with every agent's masks: the choice says so.
+    options = dict(re.findall(r'<option value="(u[0-9a-f]+)"[^>]*>([^<]*)</option>',
+                              admin_client.get("/admin/credentials").get_data(as_text=True)))
+    assert options[account["userId"]] == f"Floor 2 ({account['userId']}): every agent's masks"
     # Other accounts' rows ask for no confirmation.
     other_id = _account_id(app, make_account(app, "crm")["userId"])
     other_row = _row(admin_client.get("/admin/credentials").get_data(as_text=True), other_id)
