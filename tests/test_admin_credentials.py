@@ -418,6 +418,7 @@ def test_the_account_the_dashboard_masks_through_is_guarded_like_the_built_in_on
     row = _row(admin_client.get("/admin/credentials").get_data(as_text=True), account_id)
     assert "The account this dashboard masks numbers through (<code>MASKING_API_USER_ID</code>)." in row
     assert f'id="confirm-rotate-{account_id}"' in row and f'id="confirm-{account_id}"' in row
+    assert re.findall(r'<option value="(\d+)" selected>', row) == ["1440"]  # a day to change the setting
     before = _accounts(app)[account["userId"]].token_hash
     for confirm in (None, "", "yes"):
         data = {"grace": "0", **({} if confirm is None else {"confirm": confirm})}
