@@ -9,10 +9,12 @@ import dataclasses
 import logging
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import click
 from flask import Flask
+from flask.cli import ScriptInfo
 
 from masking import settings
 from masking.clock import utcnow
@@ -30,24 +32,30 @@ ENV_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "LOG_LEVEL", "API_ERROR_DETAIL", "
                 *(field.name.upper() for field in dataclasses.fields(MaskingSettings)))
 
 
-class ConfigurationError(SettingsError, click.ClickException):
-    """A setting create_app cannot use. A SettingsError (so a ValueError) for Python callers; a
-    ClickException for the ``flask`` command, whose main prints ``Error: <message>`` and exits 1
-    instead of a traceback, even when it is raised while Flask's CLI loads the app."""
-
-    def __init__(self, message: str):
-        click.ClickException.__init__(self, message)
+class ConfigurationError(SettingsError):
+    """A setting create_app cannot use (a SettingsError, so a ValueError)."""
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """The app. Every setting it reads is checked first (``masking.settings``): a bad one raises
-    ConfigurationError with one line naming the variable, what it may be and the value given."""
+    ConfigurationError with one line naming the variable, what it may be and the value given.
+    When the ``flask`` command loads the app, that line goes to stderr as ``app: <message>`` and
+    the command exits with status 2 (as gunicorn.conf.py does)."""
     try:
         return _create_app(test_config)
-    except ConfigurationError:
-        raise
     except SettingsError as exc:
+        if test_config is None and _loaded_by_flask_command():
+            # Not an exception: while loading the app for --help, Flask's CLI prints the traceback
+            # of any Exception (FlaskGroup.list_commands); SystemExit goes through.
+            print(f"app: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         raise ConfigurationError(str(exc)) from None
+
+
+def _loaded_by_flask_command() -> bool:
+    """Whether the ``flask`` command (its ScriptInfo) is what calls create_app."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.find_object(ScriptInfo) is not None
 
 
 def _create_app(test_config: dict | None) -> Flask:

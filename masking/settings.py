@@ -182,6 +182,18 @@ def seconds(name: str, raw, default: float) -> float:
     return value
 
 
+# What each whole-number setting of MaskingSettings may be, as __post_init__ checks it: one
+# message whether the value is not a number or out of range.
+_RANGES = {"default_expiry_minutes": "of minutes from 1 to MAX_EXPIRY_MINUTES",
+           "max_expiry_minutes": "of minutes, at least 1",
+           "cooloff_seconds": "of seconds from 0 to 86400",
+           "ssid_ttl_seconds": "of seconds, at least 60"}
+
+
+def _out_of_range(field: str, value: int, limit: str = "") -> SettingsError:
+    return SettingsError(f"{field.upper()} must be a whole number {_RANGES[field]}{limit}, got {value}")
+
+
 @dataclass(frozen=True)
 class MaskingSettings:
     """The knobs of the masking rules. Environment variable = field name in upper case."""
@@ -198,14 +210,13 @@ class MaskingSettings:
         if self.geo_match not in ("prefer", "require", "off"):
             raise SettingsError(f"GEO_MATCH must be one of prefer, require, off, got {shown(self.geo_match)}")
         if not 0 <= self.cooloff_seconds <= 86400:
-            raise SettingsError(f"COOLOFF_SECONDS must be between 0 and 86400, got {self.cooloff_seconds}")
+            raise _out_of_range("cooloff_seconds", self.cooloff_seconds)
         if self.max_expiry_minutes < 1:
-            raise SettingsError(f"MAX_EXPIRY_MINUTES must be at least 1, got {self.max_expiry_minutes}")
+            raise _out_of_range("max_expiry_minutes", self.max_expiry_minutes)
         if not 1 <= self.default_expiry_minutes <= self.max_expiry_minutes:
-            raise SettingsError(f"DEFAULT_EXPIRY_MINUTES must be between 1 and MAX_EXPIRY_MINUTES "
-                                f"({self.max_expiry_minutes}), got {self.default_expiry_minutes}")
+            raise _out_of_range("default_expiry_minutes", self.default_expiry_minutes, f" ({self.max_expiry_minutes})")
         if self.ssid_ttl_seconds < 60:
-            raise SettingsError(f"SSID_TTL_SECONDS must be at least 60, got {self.ssid_ttl_seconds}")
+            raise _out_of_range("ssid_ttl_seconds", self.ssid_ttl_seconds)
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -230,8 +241,9 @@ class MaskingSettings:
             if _blank(raw):
                 continue
             if field.type == "int":
-                kwargs[field.name] = server_settings.whole_number(_text(raw), 0, 0, 10 ** 20,
-                                                                  f"{field.name.upper()} must be a whole number")
+                # The range in the message too: "-1" is a whole number to the reader.
+                kwargs[field.name] = server_settings.whole_number(
+                    _text(raw), 0, 0, 10 ** 20, f"{field.name.upper()} must be a whole number {_RANGES[field.name]}")
             else:
                 kwargs[field.name] = str(raw).strip()
         return cls(**kwargs)

@@ -1,6 +1,6 @@
 """The settings the app reads (masking/settings.py): every bad value is refused with one line
-naming the variable, what it may be and the value given, by ``create_app`` (ConfigurationError:
-a SettingsError for Python, a ClickException for the ``flask`` command), by
+naming the variable, what it may be and the value given, by ``create_app`` (ConfigurationError,
+a SettingsError; the ``flask`` command prints it as ``app: <message>`` and exits 2), by
 ``check_environment`` (the launcher's --check, gunicorn.conf.py) with the same message, and by
 the entry points without a traceback. The servers' own settings: test_server_settings.py."""
 from __future__ import annotations
@@ -10,7 +10,6 @@ import runpy
 import subprocess
 import sys
 
-import click
 import pytest
 
 import app as app_module
@@ -53,7 +52,7 @@ REFUSALS = {
                        ["fast", "30", "30/fortnight", "0/second", "30/second;banana", "-5/minute", "30 per"]),
     "API_RATE_LIMIT_STORAGE": ("API_RATE_LIMIT_STORAGE must be memory:// or a redis://HOST:PORT/DB URL",
                                ["memory", "ftp://host", "redis://", "postgresql://u@h/db", "127.0.0.1:6379"]),
-    "COOLOFF_SECONDS": ("COOLOFF_SECONDS must be a whole number", ["abc", "-1", "1.5", "٣"]),
+    "COOLOFF_SECONDS": ("COOLOFF_SECONDS must be a whole number of seconds from 0 to 86400", ["abc", "-1", "1.5", "٣"]),
     "GEO_MATCH": ("GEO_MATCH must be one of prefer, require, off", ["bogus", "PREFER", "none"]),
     "TIMEZONE": ("TIMEZONE must be a known time zone such as Asia/Kolkata", ["Mars/Base", "../etc/passwd"]),
     "DEFAULT_REGION": ("DEFAULT_REGION must be a two-letter region code such as IN", ["XX", "India"]),
@@ -69,13 +68,17 @@ REFUSALS = {
     "MASKING_API_READ_TIMEOUT": (seconds("MASKING_API_READ_TIMEOUT"), ["x", "0", "300.5", "nan", "-0.5"]),
 }
 BAD = [(name, bad) for name, (_, values) in REFUSALS.items() for bad in values]
-# Range refusals of the masking rules show the number read (MaskingSettings holds ints).
+# The masking rules' numbers: one out of range shows the number read (MaskingSettings holds ints),
+# one that is no whole number the text given; the message is the same.
 RANGE_REFUSALS = [
-    ("COOLOFF_SECONDS", "86401", "COOLOFF_SECONDS must be between 0 and 86400, got 86401"),
-    ("MAX_EXPIRY_MINUTES", "0", "MAX_EXPIRY_MINUTES must be at least 1, got 0"),
+    ("COOLOFF_SECONDS", "86401", "COOLOFF_SECONDS must be a whole number of seconds from 0 to 86400, got 86401"),
+    ("MAX_EXPIRY_MINUTES", "0", "MAX_EXPIRY_MINUTES must be a whole number of minutes, at least 1, got 0"),
     ("DEFAULT_EXPIRY_MINUTES", "43201",
-     "DEFAULT_EXPIRY_MINUTES must be between 1 and MAX_EXPIRY_MINUTES (43200), got 43201"),
-    ("SSID_TTL_SECONDS", "59", "SSID_TTL_SECONDS must be at least 60, got 59"),
+     "DEFAULT_EXPIRY_MINUTES must be a whole number of minutes from 1 to MAX_EXPIRY_MINUTES (43200), got 43201"),
+    ("SSID_TTL_SECONDS", "59", "SSID_TTL_SECONDS must be a whole number of seconds, at least 60, got 59"),
+    ("SSID_TTL_SECONDS", "-60", "SSID_TTL_SECONDS must be a whole number of seconds, at least 60, got '-60'"),
+    ("DEFAULT_EXPIRY_MINUTES", "1h",
+     "DEFAULT_EXPIRY_MINUTES must be a whole number of minutes from 1 to MAX_EXPIRY_MINUTES, got '1h'"),
     ("PORT", "65535", f"{PORT_65535}, got '65535'"),
 ]
 
@@ -94,7 +97,6 @@ def refusal_of_create_app() -> str:
     with pytest.raises(ConfigurationError) as caught:
         create_app({"TESTING": True})
     assert isinstance(caught.value, SettingsError) and isinstance(caught.value, ValueError)
-    assert isinstance(caught.value, click.ClickException) and caught.value.format_message() == str(caught.value)
     assert caught.value.__suppress_context__  # no second traceback when one is shown (gunicorn's worker log)
     return str(caught.value)
 
@@ -285,15 +287,43 @@ def _env(**settings: str) -> dict:
     return {**env, "SECRET_KEY": "settings-test", **settings}
 
 
-@pytest.mark.parametrize("command", [["db", "current"], ["pool", "list"]])
-def test_the_flask_command_prints_one_error_line(tmp_path, command):
-    done = subprocess.run([sys.executable, "-m", "flask", "--app", "app", *command], cwd=ROOT,
-                          env=_env(GEO_MATCH="bogus", DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}"),
+def _flask(tmp_path, *args: str, **settings: str) -> subprocess.CompletedProcess:
+    """The real ``flask --app app`` command, over a database file that a refusal never creates."""
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT,
+                          env=_env(DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", **settings),
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
+
+
+def _assert_refused(done: subprocess.CompletedProcess, expected: str) -> None:
     assert "Traceback" not in done.stdout + done.stderr
-    assert done.stdout == ""
-    assert done.stderr == "Error: GEO_MATCH must be one of prefer, require, off, got 'bogus'\n"
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"app: {expected}\n")
+
+
+# --help loads the app too (to list its commands): Flask prints a traceback for any exception there.
+@pytest.mark.parametrize("command", [["--help"], ["db", "current"], ["db", "upgrade"], ["pool", "list"],
+                                     ["api-user", "list"], ["users", "--help"], ["sweep"]])
+def test_the_flask_command_prints_one_error_line(tmp_path, command):
+    _assert_refused(_flask(tmp_path, *command, GEO_MATCH="bogus"),
+                    "GEO_MATCH must be one of prefer, require, off, got 'bogus'")
+    assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize("name, bad, expected", [
+    ("DEFAULT_REGION", "XX", "DEFAULT_REGION must be a two-letter region code such as IN, got 'XX'"),
+    ("MAX_EXPIRY_MINUTES", "abc", "MAX_EXPIRY_MINUTES must be a whole number of minutes, at least 1, got 'abc'"),
+    ("COOLOFF_SECONDS", "-1", "COOLOFF_SECONDS must be a whole number of seconds from 0 to 86400, got '-1'"),
+    ("COOLOFF_SECONDS", "86401", "COOLOFF_SECONDS must be a whole number of seconds from 0 to 86400, got 86401"),
+    ("LOG_LEVEL", "loud", f"{LEVEL}, got 'loud'"),
+])
+def test_flask_help_names_the_bad_setting(tmp_path, name, bad, expected):
+    _assert_refused(_flask(tmp_path, "--help", **{name: bad}), expected)
+
+
+def test_flask_help_lists_the_apps_commands_when_the_settings_are_good(tmp_path):
+    done = _flask(tmp_path, "--help")
+    assert (done.returncode, done.stderr) == (0, "")
+    listed = {line.split()[0] for line in done.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert {"api-user", "db", "pool", "sweep", "users", "routes", "run", "shell"} <= listed
 
 
 @pytest.fixture
