@@ -187,9 +187,13 @@ def test_an_http_clients_retry_helper_waits_and_gets_through(app, database_url):
     server = LiveServer(database_url, {"API_RATE_LIMIT": "2 per 2 seconds", "WEB_CONCURRENCY": "1"})
     try:
         plain = requests.Session()
-        answers = [plain.post(server.url + LIST, data=json.dumps(acme), timeout=10) for _ in range(3)]
-        assert [a.status_code for a in answers] == [200, 200, 429]
-        assert answers[2].json()["code"] == 1511 and answers[2].headers["Retry-After"] in ("1", "2")
+        # Until refused: on a busy machine a slow call may let the window slide on (as in
+        # test_retry_after_is_long_enough); the limit itself is counted exactly elsewhere.
+        answers = []
+        while len(answers) < 6 and (not answers or answers[-1].status_code == 200):
+            answers.append(plain.post(server.url + LIST, data=json.dumps(acme), timeout=10))
+        assert [a.status_code for a in answers[:2]] == [200, 200] and answers[-1].status_code == 429
+        assert answers[-1].json()["code"] == 1511 and answers[-1].headers["Retry-After"] in ("1", "2")
 
         patient = requests.Session()
         patient.mount("http://", HTTPAdapter(max_retries=Retry(total=3, status_forcelist=[429],
