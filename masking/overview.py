@@ -198,6 +198,20 @@ def api_counts_query(bounds: list[datetime]):
     )
 
 
+def unavailable_query(bounds: list[datetime]):
+    """Attempts with no usable answer per local day (index of the day, count): a range of
+    ``ix_mask_attempts_outcome``. The one figure of a closed day that can still change: a
+    timed-out call the service carried out all the same becomes a success when an agent's
+    page finds its masking (``attempts.adopt``, ``attempts.follow_change``)."""
+    day = _day_index(bounds).label("day")
+    return (
+        select(day, func.count().label("n"))
+        .where(MaskAttempt.outcome == AttemptOutcome.UNAVAILABLE, MaskAttempt.error_code.is_(None),
+               MaskAttempt.created_at >= bounds[0], MaskAttempt.created_at < bounds[-1])
+        .group_by(day)
+    )
+
+
 def _attempt_group(action, failed, code, user_id, n) -> Group:
     return action, bool(failed), code, user_id, n
 
@@ -225,23 +239,28 @@ class ClosedDays:
 
     Attempts and maskings are recorded with the instant they are made, so once a local day has
     ended (plus ``GRACE`` for a request that started before midnight and commits after) its
-    counts never change: each closed day is counted once, and a page only scans today. Rows
-    written into the past some other way (a bulk import, a restore) show after a restart.
+    counts barely change: each closed day is counted once, and a page only scans today. The
+    exception is a timed-out attempt found later to have succeeded (its outcome changes): a
+    day's attempts are kept with its count of unavailable ones (``stamp``), and counted again
+    when that count no longer matches. Rows written into the past some other way (a bulk
+    import, a restore) show after a restart.
     """
 
     GRACE = timedelta(minutes=5)
     KEEP = 64  # days kept per zone and kind
 
     def __init__(self):
-        self._days: dict[tuple[str, str, date], list] = {}
+        self._days: dict[tuple[str, str, date], tuple[list, int]] = {}
         self._lock = threading.Lock()  # one per process, shared by the worker's threads
 
-    def get(self, zone: ZoneInfo, day: date, kind: str = ATTEMPTS) -> list | None:
-        return self._days.get((kind, str(zone), day))
+    def get(self, zone: ZoneInfo, day: date, kind: str = ATTEMPTS, stamp: int | None = None) -> list | None:
+        """The day's groups; None if it is not kept, or was counted with another ``stamp``."""
+        found = self._days.get((kind, str(zone), day))
+        return found[0] if found is not None and stamp in (None, found[1]) else None
 
-    def put(self, zone: ZoneInfo, day: date, groups: list, kind: str = ATTEMPTS) -> None:
+    def put(self, zone: ZoneInfo, day: date, groups: list, kind: str = ATTEMPTS, stamp: int = 0) -> None:
         with self._lock:
-            self._days[(kind, str(zone), day)] = groups
+            self._days[(kind, str(zone), day)] = (groups, stamp)
             if len(self._days) > self.KEEP * 2 * len(COUNTERS):
                 for key in sorted(self._days, key=lambda k: k[2])[: len(self._days) - self.KEEP * len(COUNTERS)]:
                     del self._days[key]
@@ -253,14 +272,18 @@ def day_groups(session: Session, now: datetime, zone: ZoneInfo, days: int = DAYS
     dates, bounds = day_window(now, zone, days)
     groups: list[list | None] = [None] * days
     closed = sum(1 for i in range(days) if bounds[i + 1] + ClosedDays.GRACE <= now) if cache is not None else 0
+    stamps: dict[int, int] = {}
+    if closed and kind == ATTEMPTS:
+        # Read before the counts: an attempt adopted in between shows as a new stamp next time.
+        stamps = {int(i): n for i, n in session.execute(unavailable_query(bounds[:closed + 1]))}
     for i in range(closed):
-        groups[i] = cache.get(zone, dates[i], kind)
+        groups[i] = cache.get(zone, dates[i], kind, stamps.get(i, 0))
     missing = [i for i in range(closed) if groups[i] is None]
     if missing:
         for i, found in _count_days(session, bounds, missing[0], closed, kind).items():
             if groups[i] is None:
                 groups[i] = found
-                cache.put(zone, dates[i], found, kind)
+                cache.put(zone, dates[i], found, kind, stamps.get(i, 0))
     for i, found in _count_days(session, bounds, closed, days, kind).items():
         groups[i] = found
     return dates, groups
@@ -356,6 +379,7 @@ def explain_all(session: Session, now: datetime, zone: ZoneInfo) -> dict[str, li
     _dates, bounds = day_window(now, zone)
     queries = {"attempts by day, action, outcome, code, user (30 days)": counts_query(bounds),
                "attempts of today": counts_query(bounds[-2:]),
+               "unavailable attempts by day (30 days)": unavailable_query(bounds),
                "maskings by day and account (30 days)": api_counts_query(bounds),
                "maskings of today": api_counts_query(bounds[-2:]),
                "pool use": use_by_status_query(now)}

@@ -153,6 +153,34 @@ def test_closed_days_are_counted_once(app, clock):
     assert cache.get(IST, date(2026, 11, 27)) is not None
 
 
+def test_a_closed_day_is_counted_again_when_its_timed_out_attempt_turns_out_made(app, clock):
+    """A set that timed out at 23:50 IST yesterday, found made after midnight (attempts.adopt):
+    the cached day moves it from failed to made, in this worker and in any other."""
+    agent = make_user(app, "asha", "agent")
+    at = datetime(2026, 11, 26, 18, 20)  # 26 Nov 23:50 IST
+    with app.app_context():
+        timed_out = attempts.record(db.session(), user_id=agent, action="set", now=at, outcome="unavailable",
+                                    m1=PARTIES[0], m2=PARTIES[1], requested_minutes=60,
+                                    error_message="timeout: the masking service did not answer in time")
+        db.session.commit()
+        attempt_id = timed_out.id
+    caches = overview.ClosedDays(), overview.ClosedDays()  # two workers
+    for cache in caches:
+        before = _figures(app, overview.overview, NOW, IST, cache=cache)
+        assert (before.days[-2].made, before.days[-2].failures) == (0, 1)
+        assert cache.get(IST, date(2026, 11, 26)) is not None
+    with app.app_context():
+        adopted = attempts.adopt(db.session(), attempt_id, {"id": 4242, "mask": POOL[0], "status": "active",
+                                                            "expires_at": "2026-11-27T19:20:00Z"}, NOW)
+        assert adopted is not None and adopted.outcome == "success"
+        db.session.commit()
+    for cache in caches:
+        after = _figures(app, overview.overview, NOW, IST, cache=cache)
+        assert (after.days[-2].made, after.days[-2].failures) == (1, 0)
+        assert after.failures == []
+    assert _figures(app, overview.overview, NOW, IST).days[-2].made == 1  # as counted without a cache
+
+
 def test_overview_of_an_empty_database(app):
     data = _figures(app, overview.overview, NOW, IST)
     assert data.is_empty and data.masks == 0 and data.pool == [] and data.busiest == [] and data.failures == []
@@ -274,6 +302,8 @@ def test_overview_queries_use_the_indexes(app):
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         assert "ix_mask_attempts_created_at" in text["attempts by day, action, outcome, code, user (30 days)"]
         assert "ix_mask_attempts_created_at" in text["attempts of today"]
+        assert "ix_mask_attempts_outcome (outcome=? AND error_code=? AND created_at>? AND created_at<?)" in text[
+            "unavailable attempts by day (30 days)"]
         assert "SEARCH routes USING INDEX" in text["pool use"]
         assert "ix_maskings_created_at" in text["maskings by day and account (30 days)"]
         assert "ix_maskings_created_at" in text["maskings of today"]
