@@ -8,12 +8,14 @@ first INSERT, after our reads (see SQLAlchemy's pysqlite notes on transactions).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
 import os
 import threading
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import DeclarativeBase, Session
 
 # Constraint names are fixed so Alembic migrations and error mapping can rely on them.
@@ -28,6 +30,9 @@ NAMING = {
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution option read by the "begin" hook below: the transaction's SQLite BEGIN mode.
 SQLITE_BEGIN = "sqlite_begin"
+# Read by the PostgreSQL "checkout" hook below: False while masking.driver checks out a connection
+# whose first statement it retries on a dead connection, so the ping would only cost a round trip.
+_PING_AT_CHECKOUT = contextvars.ContextVar("masking_ping_at_checkout", default=True)
 
 
 class Base(DeclarativeBase):
@@ -52,17 +57,24 @@ def is_sqlite(url_or_engine) -> bool:
 
 
 def engine_options(url: str) -> dict:
-    """Keyword arguments for ``create_engine`` suited to the backend."""
+    """Keyword arguments for ``create_engine`` suited to the backend.
+
+    No ``pool_pre_ping`` on PostgreSQL: ``configure_engine`` pings at checkout itself, so that
+    the API's busy calls (``masking.driver.checkout``) can skip it.
+    """
     if is_sqlite(url):
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20, "pool_recycle": 1800}
+    return {"pool_size": 10, "max_overflow": 20, "pool_recycle": 1800}
 
 
 def configure_engine(engine: Engine) -> None:
-    """Install the SQLite pragmas and BEGIN handling. Idempotent; no-op on PostgreSQL."""
-    if not is_sqlite(engine) or getattr(engine, "_masking_configured", False):
+    """Install the SQLite pragmas and BEGIN handling, or PostgreSQL's ping at checkout. Idempotent."""
+    if getattr(engine, "_masking_configured", False):
         return
     engine._masking_configured = True
+    if not is_sqlite(engine):
+        _ping_at_checkout(engine)
+        return
     if engine.url.database and engine.url.database != ":memory:":
         engine._masking_write_gate = SqliteWriteGate(engine.url.database)
 
@@ -83,6 +95,36 @@ def configure_engine(engine: Engine) -> None:
     def _on_begin(connection):
         mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _ping_at_checkout(engine: Engine) -> None:
+    """What ``pool_pre_ping`` does, for every checkout but ``pooled_connection(ping=False)``'s:
+    after a restart, or once our backends were killed, the pooled connections are dead, and
+    the ORM's pages and calls would fail on them."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection, _record, _proxy):
+        if not _PING_AT_CHECKOUT.get():
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if not dialect.is_disconnect(exc, dbapi_connection, None):
+                raise
+            # The pool reconnects, and retires the connections as old as this one: a restart
+            # killed them all.
+            raise InvalidatePoolError(f"dead connection at checkout: {type(exc).__name__}") from exc
+
+
+def pooled_connection(engine: Engine, *, ping: bool = True):
+    """A connection from the engine's pool (``engine.raw_connection()``). ``ping=False`` skips
+    the check that it is alive on PostgreSQL: for callers that cope with a dead one."""
+    token = _PING_AT_CHECKOUT.set(ping)
+    try:
+        return engine.raw_connection()
+    finally:
+        _PING_AT_CHECKOUT.reset(token)
 
 
 class SqliteWriteGate:

@@ -14,10 +14,17 @@ the maskings it returns).
 
 Driver errors are re-raised as SQLAlchemy's exceptions (``OperationalError``,
 ``IntegrityError``...), so callers handle one family whichever path ran the statement.
+
+On PostgreSQL ``checkout`` takes its connection without the pool's ping (a round trip on
+every call): a connection that died in the pool (a restart, killed backends) fails the first
+statement of a transaction instead, which then runs once more on a fresh connection. Nothing
+of that transaction reached the database, so nothing is lost or done twice. A connection lost
+later in a transaction is not retried: its error reaches the caller (1010).
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from datetime import datetime
 from typing import Iterator
@@ -26,7 +33,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from .db import is_sqlite, writers_queue
+from .db import is_sqlite, pooled_connection, writers_queue
+
+log = logging.getLogger("masking.driver")
 
 # A quoted literal (left alone), a run of whitespace, or a :name parameter (not a ::cast).
 _SQL_TOKEN = re.compile(r"('(?:[^']|'')*')|(\s+)|(?<![:\w]):(\w+)")
@@ -54,7 +63,8 @@ class DriverConnection:
     """A DBAPI connection with the two differences between our drivers smoothed over:
     the parameter style and how a timestamp is bound."""
 
-    def __init__(self, dbapi_connection, engine: Engine, *, owns_transaction: bool, on_disconnect=None):
+    def __init__(self, dbapi_connection, engine: Engine, *, owns_transaction: bool, on_disconnect=None,
+                 reconnect=None):
         self.raw = dbapi_connection
         self.engine = engine
         self.sqlite = is_sqlite(engine)
@@ -62,6 +72,9 @@ class DriverConnection:
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
         self._cursor = dbapi_connection.cursor()
         self._on_disconnect = on_disconnect
+        # PostgreSQL, own connection: () -> a fresh DBAPI connection, for a dead one (see the module).
+        self._reconnect = reconnect
+        self._idle = None if reconnect is None else engine.dialect.loaded_dbapi.pq.TransactionStatus.IDLE
 
     def timestamp(self, moment: datetime | None):
         """``moment`` (naive UTC) as this driver binds it."""
@@ -72,6 +85,19 @@ class DriverConnection:
     def execute(self, statement: Statement, params: dict | None = None):
         """Run ``statement``; returns the cursor (fetch from it before the next execute)."""
         sql = statement.named if self.sqlite else statement.pyformat
+        first = self._reconnect is not None and self.raw.info.transaction_status == self._idle
+        try:
+            return self._cursor.execute(sql, params or {})
+        except self._dbapi_error as exc:
+            error = self._wrap(exc, statement.named, params)
+            if not (first and error.connection_invalidated):
+                raise error from exc
+        # The transaction's first statement met a dead connection: nothing of the transaction
+        # reached the database, so it starts again, once, on a connection checked to be alive.
+        log.warning("database connection lost before its transaction began (%s); reconnecting",
+                    describe_error(error))
+        self.raw = self._reconnect()
+        self._cursor = self.raw.cursor()
         try:
             return self._cursor.execute(sql, params or {})
         except self._dbapi_error as exc:
@@ -131,17 +157,30 @@ class DriverConnection:
             pass  # the connection is gone; the pool will find out on its own
 
 
+def _pooled(engine: Engine, *, ping: bool):
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    try:
+        return pooled_connection(engine, ping=ping)
+    except dbapi_error as exc:  # could not connect: the same exception a Session would raise
+        raise DBAPIError.instance(None, None, exc, dbapi_error, dialect=engine.dialect) from exc
+
+
 @contextlib.contextmanager
 def checkout(engine: Engine) -> Iterator[DriverConnection]:
     """A connection of its own from the engine's pool; back to the pool afterwards, where
-    whatever it left open is rolled back."""
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-    try:
-        proxied = engine.raw_connection()
-    except dbapi_error as exc:  # could not connect: the same exception a Session would raise
-        raise DBAPIError.instance(None, None, exc, dbapi_error, dialect=engine.dialect) from exc
+    whatever it left open is rolled back. Not pinged: see the module's docstring."""
+    proxied = _pooled(engine, ping=False)
+
+    def reconnect():
+        nonlocal proxied
+        proxied.close()  # already invalidated (on_disconnect)
+        # Pinged: a dead one makes the pool retire every connection as old (pool_pre_ping's way).
+        proxied = _pooled(engine, ping=True)
+        return proxied.driver_connection
+
     connection = DriverConnection(proxied.driver_connection, engine, owns_transaction=True,
-                                  on_disconnect=lambda _exc: proxied.invalidate())
+                                  on_disconnect=lambda _exc: proxied.invalidate(),
+                                  reconnect=None if is_sqlite(engine) else reconnect)
     try:
         yield connection
     finally:

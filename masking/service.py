@@ -132,6 +132,8 @@ def create_masking(conn: DriverConnection, account: Principal, request: SetReque
             # Why no number fits is counted once the write lock is free: it needs no lock.
             raise _why_no_number(conn, params, settings.geo_match) from None
         except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise  # the database went away, it refused nothing: 1010, as for any call
             if not _retryable(exc):
                 log.error("masking not stored: %s", describe_error(exc))
                 raise MaskingError(errors.NOT_INSERTED, "the database refused the masking") from exc
