@@ -302,6 +302,10 @@ def test_a_mask_ended_elsewhere_is_reconciled(dash, service):
     with dash.app_context():
         row = db.session.get(MaskAttempt, attempt.id)
         assert row.ended_at is not None and row.end_note == "ended outside the dashboard"
+    # The agent asked for it to end, and it has: no failure in the history, no error banner.
+    # (Also what keeps two tabs ending one mask from leaving a failure, whichever records first.)
+    assert [(a.action, a.outcome) for a in _attempts(dash)] == [("set", "success")]
+    assert 'class="banner error"' not in html
 
 
 def test_expired_masks_leave_the_list(dash, clock):

@@ -275,7 +275,8 @@ def _gone(target: MaskAttempt, action: str, minutes: int | None, moment: datetim
     """The service has no active masking for ``target`` (1506). If our record says it has ended
     (another tab ended it while this request waited), that is all: not an error, and not a
     failure in the history (the end that did it is there). Otherwise learn how it ended
-    (Masking/get), record it, and the failed request."""
+    (Masking/get) and record it; a failed request too, unless it was an end of a masking the
+    service shows ended or expired (what the agent asked for holds)."""
     label = phone(target.mask)
     session = db.session()
     already = f"The mask on {label} has already ended.", False
@@ -289,6 +290,11 @@ def _gone(target: MaskAttempt, action: str, minutes: int | None, moment: datetim
     with write_transaction(session):
         if not attempts.follow_missing(session, target.id, masking, now()):
             return already  # ended meanwhile, by the request that did it
+        if action == AttemptAction.UNSET and masking is not None and masking.get("status") != attempts.ACTIVE:
+            # The agent wanted it ended, and it is: no failure to explain. Often the agent's other
+            # tab, whose success may be recorded a moment after this (ended_by_request then
+            # replaces the guess "ended outside the dashboard").
+            return f"{label}: " + _explain(problem, action, target.m1, target.m2).text, False
         attempts.record(session, user_id=current_user.id, action=action, now=moment, outcome=_outcome(problem),
                         m1=target.m1, m2=target.m2, mask=target.mask, requested_minutes=minutes,
                         error_code=problem.code, error_message=_message(problem), masking_id=target.masking_id,
