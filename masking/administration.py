@@ -270,17 +270,17 @@ def _dashboards(account: ApiAccount) -> str:
     return f"{account.user_id} is the account the dashboard masks through (MASKING_API_USER_ID)"
 
 
-def readers_of(session: Session, account: ApiAccount) -> list[ApiAccount]:
-    """The active read-only accounts that read ``account``'s maskings, by userId."""
-    return list(session.scalars(select(ApiAccount).where(ApiAccount.reads_for_id == account.id,
-                                                         ApiAccount.revoked_at.is_(None))
+def readers_of(session: Session, account: ApiAccount) -> list[str]:
+    """The userIds of the active read-only accounts that read ``account``'s maskings, in order."""
+    return list(session.scalars(select(ApiAccount.user_id).where(ApiAccount.reads_for_id == account.id,
+                                                                 ApiAccount.revoked_at.is_(None))
                                 .order_by(ApiAccount.user_id)))
 
 
 def revoke_api_account(session: Session, actor: User | None, account: ApiAccount, now: datetime, *,
                        dashboard_user_ids: frozenset[str] | set[str] = BUILTIN_ONLY,
-                       dashboard_confirmed: bool = False) -> list[ApiAccount]:
-    """Revoke ``account``; the answer is its readers, who read nothing from now on. One of
+                       dashboard_confirmed: bool = False) -> list[str]:
+    """Revoke ``account``; the answer is its readers' userIds: they read nothing from now on. One of
     ``dashboard_user_ids`` only with ``dashboard_confirmed``: without it, no agent can mask a number."""
     if account.revoked_at is not None:
         raise AdminError(f"{account.user_id} is already revoked.")
@@ -290,7 +290,7 @@ def revoke_api_account(session: Session, actor: User | None, account: ApiAccount
     accounts.revoke_account(session, account, now)
     detail = account.name
     if readers:
-        detail += f"; its readers read nothing more: {', '.join(reader.user_id for reader in readers)}"
+        detail += f"; its readers read nothing more: {', '.join(readers)}"
     audit.record(session, actor, API_ACCOUNT_REVOKE, now, target=account.user_id, detail=detail)
     return readers
 

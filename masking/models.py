@@ -79,6 +79,12 @@ class ApiAccount(Base):
 
     reads_for: Mapped["ApiAccount | None"] = relationship(remote_side=[id])
 
+    def old_token_until(self, now: datetime) -> datetime | None:
+        """Until when the token replaced by a rotation still works, if it does at ``now``
+        (accounts.check_token asks the same in SQL)."""
+        until = self.previous_token_until
+        return until if self.revoked_at is None and until is not None and until > now else None
+
 
 class ApiSession(Base):
     """An ``ssid`` handed out by Auth/login. Only its hash is stored."""

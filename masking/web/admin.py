@@ -497,7 +497,7 @@ def revoke_credential(account_id: int):
         notice = f"{account.user_id} ({account.name}) is revoked: its token and sessions no longer work."
         if readers:
             notice += (" The read-only accounts that read its masks read nothing more: "
-                       f"{', '.join(reader.user_id for reader in readers)}.")
+                       f"{', '.join(readers)}.")
     except admin.DashboardAccountError as exc:
         notice, is_error = (f"Not revoked. {exc} To revoke it anyway, type “{BUILTIN_CONFIRMATION}” in its "
                             "confirmation box."), True

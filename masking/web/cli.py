@@ -267,7 +267,7 @@ def api_user_revoke(user_id, force):
         raise click.ClickException(f"{exc} Add --force to revoke it anyway.") from None
     click.echo(f"{account.user_id} ({account.name}) revoked at {iso_utc(account.revoked_at)}")
     if readers:
-        click.echo(f"its readers read nothing more: {', '.join(reader.user_id for reader in readers)}")
+        click.echo(f"its readers read nothing more: {', '.join(readers)}")
 
 
 @api_user_cli.command("list")
@@ -279,9 +279,8 @@ def api_user_list():
         owner = account.reads_for
         reads = (f"  (reads for {owner.user_id}{', revoked: reads nothing' if owner.revoked_at else ''})"
                  if owner else "")
-        grace = ""
-        if account.revoked_at is None and account.previous_token_until and account.previous_token_until > now:
-            grace = f"  (old token works until {iso_utc(account.previous_token_until)})"
+        old_until = account.old_token_until(now)
+        grace = f"  (old token works until {iso_utc(old_until)})" if old_until else ""
         click.echo(f"{account.user_id}  {state:<10}  {account.name}{reads}{grace}")
 
 
